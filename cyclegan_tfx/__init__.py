@@ -1,0 +1,1 @@
+"""cyclegan_tfx."""

@@ -1,0 +1,339 @@
+"""Typed configuration: `params.yaml` loaded once into frozen dataclasses.
+
+Nothing here is read at import time. Entry points call :func:`load_config` once and pass the
+resulting :class:`Config` (or one of its sections) explicitly. Components that run in another
+process (the TFX Trainer, the TFMA metric) receive it serialised with :meth:`Config.to_dict` and
+rebuild it with :func:`config_from_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+NETWORK_NAMES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+"""The four CycleGAN networks. Paper names: G = generator_ab, F = generator_ba,
+D_X = discriminator_a, D_Y = discriminator_b."""
+
+DIRECTIONS = ("a2b", "b2a")
+
+ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
+
+
+class ConfigError(ValueError):
+    """Raised when params.yaml is missing, malformed or has invalid values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Every path of the project, declared once (relative paths resolve against `root`)."""
+
+    data: str
+    preprocessed: str
+    pipeline_root: str
+    serving: str
+    metrics: str
+    plots: str
+    reports: str
+    root: str = "."
+
+    def resolve(self, name: str) -> Path:
+        """Returns the absolute path of the entry `name` (e.g. "serving")."""
+        value = getattr(self, name)
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (Path(self.root) / path).resolve()
+
+    @property
+    def metadata_path(self) -> Path:
+        """SQLite ML Metadata store used by the local runner."""
+        return self.resolve("pipeline_root") / "metadata.sqlite"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Beam preprocessing: decoding, validation, resizing, sharding."""
+
+    image_size: int
+    num_shards: int
+    extensions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check(self.image_size >= 8, "preprocess.image_size must be >= 8")
+        _check(self.image_size % 4 == 0, "preprocess.image_size must be a multiple of 4")
+        _check(self.num_shards >= 1, "preprocess.num_shards must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """CycleGAN architecture (Zhu et al. 2017)."""
+
+    generator_filters: int
+    generator_blocks: int
+    discriminator_filters: int
+    discriminator_layers: int
+
+    def __post_init__(self) -> None:
+        _check(self.generator_filters >= 1, "model.generator_filters must be >= 1")
+        _check(self.generator_blocks >= 0, "model.generator_blocks must be >= 0")
+        _check(self.discriminator_filters >= 1, "model.discriminator_filters must be >= 1")
+        _check(self.discriminator_layers >= 1, "model.discriminator_layers must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam settings and learning-rate schedule of one network."""
+
+    learning_rate: float
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    schedule: ScheduleName = "constant"
+    clipnorm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.learning_rate > 0, "learning_rate must be > 0")
+        _check(0 <= self.beta_1 < 1 and 0 <= self.beta_2 < 1, "betas must be in [0, 1)")
+        _check(self.clipnorm is None or self.clipnorm > 0, "clipnorm must be > 0 or null")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkOptimizers:
+    """One optimizer configuration per network."""
+
+    generator_ab: OptimizerConfig
+    generator_ba: OptimizerConfig
+    discriminator_a: OptimizerConfig
+    discriminator_b: OptimizerConfig
+
+    def for_network(self, network: str) -> OptimizerConfig:
+        """Returns the optimizer configuration of `network` (one of NETWORK_NAMES)."""
+        _check(network in NETWORK_NAMES, f"unknown network {network!r}")
+        return getattr(self, network)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Parameters shared by the learning-rate schedules."""
+
+    decay_start_fraction: float = 0.5
+    exponential_decay_rate: float = 0.5
+    exponential_decay_steps: int = 500
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.decay_start_fraction <= 1, "decay_start_fraction must be in [0, 1]")
+        _check(self.exponential_decay_steps >= 1, "exponential_decay_steps must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """CycleGAN training loop."""
+
+    batch_size: int
+    epochs: float
+    lambda_cycle: float
+    lambda_identity: float
+    pool_size: int
+    log_every_steps: int
+    optimizers: NetworkOptimizers
+    schedule: ScheduleConfig
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(self.epochs >= 0, "train.epochs must be >= 0 (0 exports an untrained model)")
+        _check(self.pool_size >= 0, "train.pool_size must be >= 0")
+        _check(self.log_every_steps >= 1, "train.log_every_steps must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+    """Feature extractor for FID."""
+
+    inception_weights: str = ""
+    cache_dir: str = "~/.cache/cyclegan_tfx"
+    fallback_seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionBounds:
+    """A number per translation direction."""
+
+    a2b: float
+    b2a: float
+
+    def for_direction(self, direction: str) -> float:
+        """Returns the value for `direction` ("a2b" or "b2a")."""
+        _check(direction in DIRECTIONS, f"unknown direction {direction!r}")
+        return getattr(self, direction)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """FID gate."""
+
+    fid_upper_bound: DirectionBounds
+    max_relative_increase: float
+    backbone: BackboneConfig
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _check(self.max_relative_increase >= 0, "evaluate.max_relative_increase must be >= 0")
+        _check(self.batch_size >= 1, "evaluate.batch_size must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """TFX pipeline settings."""
+
+    name: str
+    enable_cache: bool = True
+    beam_args: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole of params.yaml."""
+
+    seed: int
+    paths: Paths
+    preprocess: PreprocessConfig
+    model: ModelConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    pipeline: PipelineConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict that :func:`config_from_dict` turns back."""
+        return _to_plain(dataclasses.asdict(self))
+
+    def replace(self, **sections: Any) -> Config:
+        """Returns a copy with whole sections replaced (e.g. `train=...`)."""
+        return dataclasses.replace(self, **sections)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    """Builds dataclass `cls` from plain data, with errors naming the offending key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'params'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where or 'params'}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, field in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: missing")
+            continue
+        kwargs[name] = _coerce(hints[name], data[name], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        raise ConfigError(f"{where or 'params'}: {error}") from None
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, key)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(hint))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(get_args(hint)[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover - programming error
+
+
+def config_from_dict(data: dict[str, Any], root: str | Path | None = None) -> Config:
+    """Builds a :class:`Config` from plain data (as in params.yaml).
+
+    Args:
+        data: The parsed params.
+        root: Directory that relative paths resolve against; defaults to `data['paths']['root']`
+            or the current directory.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: On missing, unknown or invalid keys.
+    """
+    data = dict(data)
+    if isinstance(data.get("paths"), dict):
+        paths = dict(data["paths"])
+        if root is not None:
+            paths["root"] = str(Path(root).resolve())
+        paths.setdefault("root", str(Path.cwd()))
+        data["paths"] = paths
+    return _build(Config, data, "")
+
+
+def load_config(path: str | Path = DEFAULT_PARAMS_FILE) -> Config:
+    """Loads and validates params.yaml.
+
+    Args:
+        path: The params file; relative paths inside it resolve against its directory.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: If the file is missing, is not YAML, or has invalid values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path.resolve()}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level")
+    return config_from_dict(data, root=path.resolve().parent)
