@@ -207,6 +207,15 @@ class Config:
     evaluate: EvaluateConfig
     pipeline: PipelineConfig
 
+    def __post_init__(self) -> None:
+        layers = self.model.discriminator_layers
+        smallest = 3 * 2**layers
+        _check(
+            self.preprocess.image_size >= smallest,
+            f"preprocess.image_size {self.preprocess.image_size} is too small for a PatchGAN with "
+            f"model.discriminator_layers={layers}: it needs at least {smallest}",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict that :func:`config_from_dict` turns back."""
         return _to_plain(dataclasses.asdict(self))
@@ -232,7 +241,7 @@ def _to_plain(value: Any) -> Any:
 T = TypeVar("T")
 
 
-def _build(cls: type[T], data: Any, where: str) -> T:
+def build_section(cls: type[T], data: Any, where: str) -> T:
     """Builds dataclass `cls` from plain data, with errors naming the offending key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'params'}: expected a mapping, got {type(data).__name__}")
@@ -245,7 +254,10 @@ def _build(cls: type[T], data: Any, where: str) -> T:
     for name, field in fields.items():
         key = f"{where}.{name}" if where else name
         if name not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise ConfigError(f"{key}: missing")
             continue
         kwargs[name] = _coerce(hints[name], data[name], key)
@@ -258,7 +270,7 @@ def _build(cls: type[T], data: Any, where: str) -> T:
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
+        return build_section(hint, value, key)
     if origin in (typing.Union, types.UnionType):
         args = get_args(hint)
         if value is None and type(None) in args:
@@ -312,7 +324,7 @@ def config_from_dict(data: dict[str, Any], root: str | Path | None = None) -> Co
             paths["root"] = str(Path(root).resolve())
         paths.setdefault("root", str(Path.cwd()))
         data["paths"] = paths
-    return _build(Config, data, "")
+    return build_section(Config, data, "")
 
 
 def load_config(path: str | Path = DEFAULT_PARAMS_FILE) -> Config:

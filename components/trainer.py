@@ -1,0 +1,47 @@
+"""TFX Trainer entry point (`run_fn`): unpacks the config and calls the training code.
+
+The pipeline passes only the sections that define the model (seed, image size, model, train) in
+`custom_config`, so changing e.g. evaluation thresholds does not invalidate the Trainer's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
+from cyclegan_tfx.model.train import train_and_export
+
+logger = logging.getLogger(__name__)
+
+
+def trainer_custom_config(config: Config) -> dict[str, Any]:
+    """The part of the configuration the Trainer depends on (JSON-serialisable)."""
+    full = config.to_dict()
+    return {
+        "seed": config.seed,
+        "image_size": config.preprocess.image_size,
+        "model": full["model"],
+        "train": full["train"],
+    }
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains the CycleGAN and writes the serving SavedModel to `fn_args.serving_model_dir`."""
+    custom = fn_args.custom_config
+    model_config = build_section(ModelConfig, custom["model"], "model")
+    train_config = build_section(TrainConfig, custom["train"], "train")
+    files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
+    result = train_and_export(
+        files,
+        model_config,
+        train_config,
+        image_size=custom["image_size"],
+        seed=custom["seed"],
+        run_dir=fn_args.model_run_dir,
+        export_dir=fn_args.serving_model_dir,
+    )
+    logger.info("Trainer finished: %s", result)

@@ -1,0 +1,1 @@
+"""CycleGAN networks, losses, optimizers and training loop (Zhu et al. 2017)."""

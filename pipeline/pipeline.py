@@ -1,0 +1,97 @@
+"""The one definition of the TFX pipeline, shared by the local and Kubeflow runners.
+
+ImportExampleGen (Beam TFRecords) -> Trainer (CycleGAN, four optimizers)
+-> Resolver (latest blessed model = baseline) -> Evaluator (FID a2b/b2a, TFMA)
+-> Pusher (only inside the blessing condition).
+"""
+
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from components.trainer import trainer_custom_config
+from cyclegan_tfx.config import Config
+from pipeline.eval_config import build_eval_config
+
+TRAINER_RUN_FN = "components.trainer.run_fn"
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def serving_base_directory(config: Config) -> str:
+    """Where the Pusher writes: `<paths.serving>/<pipeline.name>/<version>/`."""
+    return str(config.paths.resolve("serving") / config.pipeline.name)
+
+
+def create_pipeline(
+    config: Config,
+    *,
+    pipeline_root: str | None = None,
+    metadata_connection_config=None,
+    beam_pipeline_args: list[str] | None = None,
+    serving_directory: str | None = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline.
+
+    Args:
+        config: The project configuration (params.yaml).
+        pipeline_root: Artifact root; defaults to `paths.pipeline_root` (runners for remote
+            orchestrators pass e.g. a gs:// root).
+        metadata_connection_config: ML Metadata connection (the local runner passes SQLite;
+            Kubeflow provides its own and passes None).
+        beam_pipeline_args: Beam flags for ExampleGen and Evaluator; defaults to
+            `pipeline.beam_args`.
+        serving_directory: Pusher destination; defaults to `serving_base_directory(config)`.
+
+    Returns:
+        The TFX pipeline.
+    """
+    preprocessed = config.paths.resolve("preprocessed")
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=str(preprocessed),
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name="train", pattern="train/*.tfrecord"),
+                tfx.proto.Input.Split(name="test", pattern="test/*.tfrecord"),
+            ]
+        ),
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=example_gen.outputs["examples"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["test"]),
+        custom_config=trainer_custom_config(config),
+    )
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=build_eval_config(config.evaluate),
+        example_splits=["test"],
+    )
+    blessed = evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1
+    with tfx.dsl.Cond(blessed):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=serving_directory or serving_base_directory(config)
+                )
+            ),
+        )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline.name,
+        pipeline_root=pipeline_root or str(config.paths.resolve("pipeline_root")),
+        components=[example_gen, trainer, baseline_resolver, evaluator, pusher],
+        enable_cache=config.pipeline.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(
+            config.pipeline.beam_args if beam_pipeline_args is None else beam_pipeline_args
+        ),
+    )

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny configurations and tiny TFRecord datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cyclegan_tfx import schema
+from cyclegan_tfx.config import Config, load_config
+from cyclegan_tfx.grid import png_bytes
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(root: Path, **train_overrides) -> Config:
+    """The repo's params.yaml shrunk to seconds-long runs, with paths under `root`."""
+    config = load_config(REPO_ROOT / "params.yaml")
+    paths = dataclasses.replace(config.paths, root=str(root))
+    preprocess = dataclasses.replace(config.preprocess, image_size=16, num_shards=1)
+    model = dataclasses.replace(
+        config.model,
+        generator_filters=4,
+        generator_blocks=1,
+        discriminator_filters=4,
+        discriminator_layers=2,
+    )
+    train = dataclasses.replace(
+        config.train, batch_size=2, epochs=1, pool_size=4, log_every_steps=1, **train_overrides
+    )
+    return config.replace(paths=paths, preprocess=preprocess, model=model, train=train)
+
+
+def synthetic_images(count: int, size: int, domain: str, seed: int) -> np.ndarray:
+    """Smooth random images; domain B is a bluish, darker version of the same kind."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(count, 4, 4, 3))
+    images = tf.image.resize(coarse, (size, size), method="bilinear").numpy()
+    if domain == "B":
+        images = images * np.array([0.5, 0.6, 1.0]) + np.array([0, 10, 40])
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def write_examples(path: Path, images: dict[str, np.ndarray], split: str = "train") -> Path:
+    """Writes a TFRecord of tf.Examples in the project's schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for domain, batch in images.items():
+            for index, image in enumerate(batch):
+                feature = {
+                    schema.IMAGE_KEY: png_bytes(image),
+                    schema.DOMAIN_KEY: domain.encode(),
+                    schema.SPLIT_KEY: split.encode(),
+                    schema.SOURCE_SHA256_KEY: f"{domain}{index}".encode(),
+                    schema.SOURCE_PATH_KEY: f"{split}{domain}/{index}.png".encode(),
+                }
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+                            for k, v in feature.items()
+                        }
+                    )
+                )
+                writer.write(example.SerializeToString())
+    return path
+
+
+@pytest.fixture
+def tiny_records(tmp_path: Path) -> Path:
+    """A train TFRecord with 6 A images and 4 B images of 16x16."""
+    return write_examples(
+        tmp_path / "train.tfrecord",
+        {"A": synthetic_images(6, 16, "A", 0), "B": synthetic_images(4, 16, "B", 1)},
+    )
