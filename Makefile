@@ -33,8 +33,9 @@ lock:
 data: setup
 	$(BIN)/dvc pull --quiet data.dvc
 
+# dvc.yaml stages call `python`: put the virtualenv first on PATH for them.
 run: data
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	@$(BIN)/dvc metrics show
 
 test: setup

@@ -1,4 +1,4 @@
-"""Runs the pipeline locally with LocalDagRunner (SQLite ML Metadata), then writes reports.
+"""Runs the pipeline locally with LocalDagRunner (SQLite ML Metadata), then writes DVC reports.
 
 Usage: python -m pipeline.local_runner [--params params.yaml]
 """
@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from cyclegan_tfx.config import Config, load_config
 from pipeline.pipeline import create_pipeline
+from pipeline.reports import write_reports
 
 
 def run(config: Config) -> None:
@@ -34,7 +35,14 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run(load_config(args.params))
+    config = load_config(args.params)
+    run(config)
+    summary = write_reports(config)
+    verdict = "BLESSED and pushed" if summary["blessed"] else "NOT blessed, not pushed"
+    print(
+        f"FID a2b {summary['fid_a2b']:.2f}  b2a {summary['fid_b2a']:.2f}  "
+        f"(backbone {summary['backbone']}): {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,370 @@
+"""FID and KID from image features, in pure numpy (float64).
+
+Follows pytorch-fid / TTUR (Heusel et al. 2017) for the Fréchet distance and Bińkowski et al.
+2018 for the Kernel Inception Distance. Feature statistics are kept as mergeable sufficient
+statistics (:class:`FeatureStats`) so that they can be accumulated batch by batch and across
+workers (see :mod:`cyclegan_tfx.fid.beam`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.linalg
+
+logger = logging.getLogger(__name__)
+
+FrechetMethod = Literal["eigh", "sqrtm"]
+
+
+@dataclasses.dataclass(eq=False)
+class FeatureStats:
+    """Sufficient statistics of a set of feature vectors: count, sum and sum of outer products.
+
+    Mutable on purpose: :meth:`add` and :meth:`merge` update the instance in place (and return it)
+    so that a Beam CombineFn can accumulate without copying a [D, D] matrix per batch. Use
+    :meth:`copy` when an independent instance is needed.
+
+    Numerics: the covariance is computed with the one-pass formula
+    ``(sum(x xᵀ) - n μ μᵀ) / (n - 1)``, which loses about ``log10(|μ|² / σ²)`` digits to
+    cancellation. Inception features are O(1) (|μ|²/σ² of order 1 to 100), so float64 keeps
+    well over 10 significant digits; do not use this for features with a huge offset.
+
+    Attributes:
+        count: Number of feature vectors seen.
+        feature_sum: Sum of the feature vectors, float64 [D].
+        outer_sum: Sum of their outer products x xᵀ, float64 [D, D].
+    """
+
+    count: int
+    feature_sum: np.ndarray
+    outer_sum: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.feature_sum = np.asarray(self.feature_sum, dtype=np.float64)
+        self.outer_sum = np.asarray(self.outer_sum, dtype=np.float64)
+        if self.feature_sum.ndim != 1:
+            raise ValueError(f"feature_sum must be 1-D, got shape {self.feature_sum.shape}")
+        dim = self.feature_sum.shape[0]
+        if self.outer_sum.shape != (dim, dim):
+            raise ValueError(f"outer_sum must have shape {(dim, dim)}, got {self.outer_sum.shape}")
+        if isinstance(self.count, bool) or int(self.count) != self.count or self.count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {self.count!r}")
+        self.count = int(self.count)
+
+    @classmethod
+    def empty(cls, dim: int) -> FeatureStats:
+        """Returns statistics of zero feature vectors of dimension `dim`."""
+        if dim < 1:
+            raise ValueError(f"feature dimension must be >= 1, got {dim}")
+        return cls(0, np.zeros(dim), np.zeros((dim, dim)))
+
+    @classmethod
+    def from_features(cls, features: np.ndarray) -> FeatureStats:
+        """Returns the statistics of a [N, D] batch of features."""
+        features = np.asarray(features)
+        if features.ndim != 2:
+            raise ValueError(f"features must be [N, D], got shape {features.shape}")
+        return cls.empty(features.shape[1]).add(features)
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension D."""
+        return self.feature_sum.shape[0]
+
+    def add(self, features: np.ndarray) -> FeatureStats:
+        """Adds a batch of features, in place.
+
+        Args:
+            features: Array [N, D] (any float dtype; accumulated in float64). N may be 0.
+
+        Returns:
+            This instance, updated.
+
+        Raises:
+            ValueError: If the shape does not match or features are not finite.
+        """
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != self.dim:
+            raise ValueError(f"features must be [N, {self.dim}], got shape {features.shape}")
+        if not np.isfinite(features).all():
+            raise ValueError("features contain NaN or inf")
+        self.count += features.shape[0]
+        self.feature_sum += features.sum(axis=0)
+        self.outer_sum += features.T @ features
+        return self
+
+    def merge(self, *others: FeatureStats) -> FeatureStats:
+        """Adds the statistics of `others` into this instance, in place (others are unchanged).
+
+        Returns:
+            This instance, updated.
+
+        Raises:
+            ValueError: If a dimension differs.
+        """
+        for other in others:
+            if other.dim != self.dim:
+                raise ValueError(f"cannot merge stats of dimension {other.dim} into {self.dim}")
+            self.count += other.count
+            self.feature_sum += other.feature_sum
+            self.outer_sum += other.outer_sum
+        return self
+
+    def copy(self) -> FeatureStats:
+        """Returns an independent copy."""
+        return FeatureStats(self.count, self.feature_sum.copy(), self.outer_sum.copy())
+
+    def mean(self) -> np.ndarray:
+        """Returns the mean feature vector, float64 [D].
+
+        Raises:
+            ValueError: If no features were added.
+        """
+        if self.count < 1:
+            raise ValueError("mean of empty FeatureStats (count == 0)")
+        return self.feature_sum / self.count
+
+    def covariance(self) -> np.ndarray:
+        """Returns the unbiased covariance (ddof=1, as np.cov), float64 [D, D].
+
+        Raises:
+            ValueError: If fewer than 2 features were added.
+        """
+        if self.count < 2:
+            raise ValueError(f"covariance needs at least 2 feature vectors, got {self.count}")
+        mean = self.mean()
+        # One-pass formula; see the class docstring about cancellation.
+        cov = (self.outer_sum - self.count * np.outer(mean, mean)) / (self.count - 1)
+        return (cov + cov.T) / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict; :meth:`from_dict` restores it exactly."""
+        return {
+            "count": self.count,
+            "feature_sum": self.feature_sum.tolist(),
+            "outer_sum": self.outer_sum.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
+        """Rebuilds statistics from :meth:`to_dict` output."""
+        return cls(data["count"], np.asarray(data["feature_sum"]), np.asarray(data["outer_sum"]))
+
+    def save(self, path: str | Path) -> None:
+        """Writes the statistics to a .npz file (compact, exact; preferred for D = 2048)."""
+        with Path(path).open("wb") as f:
+            np.savez(
+                f,
+                count=np.int64(self.count),
+                feature_sum=self.feature_sum,
+                outer_sum=self.outer_sum,
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureStats:
+        """Reads statistics written by :meth:`save`."""
+        with np.load(Path(path)) as data:
+            return cls(int(data["count"]), data["feature_sum"], data["outer_sum"])
+
+
+def _check_gaussian(mu: np.ndarray, sigma: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray]:
+    mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
+    sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+    if mu.ndim != 1:
+        raise ValueError(f"mu{which} must be 1-D, got shape {mu.shape}")
+    if sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(
+            f"sigma{which} must have shape {(mu.shape[0], mu.shape[0])} to match mu{which}, "
+            f"got {sigma.shape}"
+        )
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise ValueError(f"mu{which}/sigma{which} contain NaN or inf")
+    return mu, sigma
+
+
+def _clip_round_off(eigvals: np.ndarray) -> np.ndarray:
+    """Zeroes the eigenvalues of a PSD matrix that are round-off noise.
+
+    Eigenvalues below max|λ| * D * machine-eps (numpy's matrix_rank tolerance), negative ones
+    included, are set to 0: the square root would amplify noise ε to √ε (e.g. 1e-14 -> 1e-7 per
+    eigenvalue, summed over the up to D - N null directions of a covariance from N < D samples).
+    """
+    tol = np.abs(eigvals).max(initial=0.0) * eigvals.shape[0] * np.finfo(np.float64).eps
+    return np.where(eigvals > tol, eigvals, 0.0)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix."""
+    eigvals, eigvecs = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (eigvecs * np.sqrt(_clip_round_off(eigvals))) @ eigvecs.T
+
+
+def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    # tr sqrt(S1 S2) = tr sqrt(sqrt(S1) S2 sqrt(S1)): the two matrices are similar, and the
+    # second is symmetric PSD, so its square root's trace is the sum of sqrt(eigenvalues).
+    root1 = _psd_sqrt(sigma1)
+    middle = root1 @ sigma2 @ root1
+    eigvals = np.linalg.eigvalsh((middle + middle.T) / 2)
+    return float(np.sqrt(_clip_round_off(eigvals)).sum())
+
+
+def _trace_sqrt_product_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
+    # The pytorch-fid / TTUR reference route.
+    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        logger.warning("FID: singular product; adding %g to the diagonal of the covariances", eps)
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean, _ = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset), disp=False)
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(
+                f"FID (sqrtm): imaginary component {np.max(np.abs(covmean.imag)):g}; "
+                "use method='eigh'"
+            )
+        covmean = covmean.real
+    return float(np.trace(covmean))
+
+
+def frechet_distance(
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    method: FrechetMethod = "eigh",
+    eps: float = 1e-6,
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    d² = ‖mu1 - mu2‖² + tr(sigma1) + tr(sigma2) - 2 tr(sqrt(sigma1 sigma2)).
+
+    Args:
+        mu1: Mean [D] of the first Gaussian.
+        sigma1: Covariance [D, D] of the first Gaussian (symmetric PSD).
+        mu2: Mean [D] of the second Gaussian.
+        sigma2: Covariance [D, D] of the second Gaussian.
+        method: "eigh" (default): tr(sqrt(sqrt(S1) S2 sqrt(S1))) with symmetric
+            eigendecompositions, where eigenvalues below max|λ| * D * eps (round-off, negative
+            ones included) count as 0; stable and never NaN for singular covariances (N < D).
+            "sqrtm": the pytorch-fid / TTUR reference (scipy.linalg.sqrtm of S1 S2, retried with
+            eps * I added when not finite, small imaginary parts dropped), for cross-checking;
+            like the reference it raises on a large imaginary part, which happens for strongly
+            singular covariances (e.g. N = 100, D = 256).
+        eps: Diagonal offset of the "sqrtm" retry.
+
+    Returns:
+        The squared Fréchet distance (the "FID" value), clipped at 0 against round-off.
+
+    Raises:
+        ValueError: On mismatched shapes, non-finite inputs or an unknown method.
+    """
+    mu1, sigma1 = _check_gaussian(mu1, sigma1, "1")
+    mu2, sigma2 = _check_gaussian(mu2, sigma2, "2")
+    if mu1.shape != mu2.shape:
+        raise ValueError(f"dimension mismatch: mu1 {mu1.shape} vs mu2 {mu2.shape}")
+    if method == "eigh":
+        tr_covmean = _trace_sqrt_product_eigh(sigma1, sigma2)
+    elif method == "sqrtm":
+        tr_covmean = _trace_sqrt_product_sqrtm(sigma1, sigma2, eps)
+    else:
+        raise ValueError(f"unknown method {method!r}; expected 'eigh' or 'sqrtm'")
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+    return max(value, 0.0)
+
+
+def fid_from_stats(
+    stats_a: FeatureStats, stats_b: FeatureStats, method: FrechetMethod = "eigh"
+) -> float:
+    """FID between two sets of features given as :class:`FeatureStats`.
+
+    Logs a warning when a set has fewer samples than feature dimensions: FID is strongly biased
+    upwards at small N (Chong & Forsyth 2020), so only compare values computed at the same N.
+
+    Args:
+        stats_a: Statistics of the first set (at least 2 samples).
+        stats_b: Statistics of the second set (at least 2 samples).
+        method: See :func:`frechet_distance`.
+
+    Returns:
+        The FID.
+
+    Raises:
+        ValueError: On a dimension mismatch or fewer than 2 samples in a set.
+    """
+    if stats_a.dim != stats_b.dim:
+        raise ValueError(f"feature dimension mismatch: {stats_a.dim} vs {stats_b.dim}")
+    for label, stats in (("a", stats_a), ("b", stats_b)):
+        if stats.count < stats.dim:
+            logger.warning(
+                "FID: set %s has %d samples < feature dimension %d; the covariance is singular "
+                "and FID is biased upwards at small N: compare only FIDs computed at equal N",
+                label,
+                stats.count,
+                stats.dim,
+            )
+    return frechet_distance(
+        stats_a.mean(), stats_a.covariance(), stats_b.mean(), stats_b.covariance(), method
+    )
+
+
+def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kernel_inception_distance(
+    features1: np.ndarray,
+    features2: np.ndarray,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Kernel Inception Distance (Bińkowski et al. 2018), as in their reference code.
+
+    Per subset, the unbiased MMD² estimate with the cubic polynomial kernel
+    k(x, y) = (x·y / D + 1)³: the within-set kernel means exclude the diagonal, the cross term
+    is the mean over all m² pairs (the reference "unbiased" estimator, as in torch-fidelity and
+    clean-fid). Subsets are drawn without replacement from each set.
+
+    Args:
+        features1: Features [N1, D].
+        features2: Features [N2, D].
+        num_subsets: Number of random subsets.
+        subset_size: Samples per subset; clipped (with a warning) to min(N1, N2).
+        seed: Seed of the subset sampling.
+
+    Returns:
+        (mean, std) of the per-subset MMD² estimates (std with ddof=0, as the references).
+
+    Raises:
+        ValueError: On bad shapes, fewer than 2 samples, or non-positive sizes.
+    """
+    x = np.asarray(features1, dtype=np.float64)
+    y = np.asarray(features2, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"features must be [N1, D] and [N2, D], got {x.shape} and {y.shape}")
+    if num_subsets < 1 or subset_size < 2:
+        raise ValueError("num_subsets must be >= 1 and subset_size >= 2")
+    m = min(x.shape[0], y.shape[0])
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {x.shape[0]}, {y.shape[0]}")
+    if subset_size > m:
+        logger.warning("KID: subset_size %d > available samples; using %d", subset_size, m)
+        subset_size = m
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(num_subsets)
+    for i in range(num_subsets):
+        xs = x[rng.choice(x.shape[0], subset_size, replace=False)]
+        ys = y[rng.choice(y.shape[0], subset_size, replace=False)]
+        k_xx = _polynomial_kernel(xs, xs)
+        k_yy = _polynomial_kernel(ys, ys)
+        k_xy = _polynomial_kernel(xs, ys)
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (
+            subset_size * (subset_size - 1)
+        )
+        estimates[i] = within - 2.0 * k_xy.sum() / subset_size**2
+    return float(estimates.mean()), float(estimates.std())

@@ -1,0 +1,211 @@
+"""A small, reproducible, unpaired sample dataset ("summer" -> "winter") from real photographs.
+
+Source images are the colour photographs bundled inside the scikit-image wheel (no download):
+astronaut, coffee, chelsea, rocket, the left view of stereo_motorcycle, immunohistochemistry,
+hubble_deep_field and retina.
+
+Each source image is cut into four disjoint regions: its longer axis is halved into an A half
+and a B half (which half is A alternates between images), and each half is split along its own
+longer axis into a train part (70 %) and a test part (30 %). Crops are square windows of
+1, 1.5, 2 or 3 times `crop_size`, at random positions inside one region, resized (Lanczos) to
+`crop_size`; windows that are mostly flat or dark (sky, the black around the retina, empty
+space) are redrawn. So A and B never show the same pixels (the data is unpaired), and test crops
+never overlap train crops.
+
+Domain A keeps the crops as they are; domain B gets the :func:`winter_grade` colour grade.
+The output follows the CycleGAN layout `out_dir/{trainA,trainB,testA,testB}/NNNN.png`, and the
+same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_COUNTS: Mapping[str, int] = {"trainA": 120, "trainB": 100, "testA": 30, "testB": 30}
+LAYOUT = ("trainA", "trainB", "testA", "testB")
+TRAIN_FRACTION = 0.7
+WINDOW_SCALES = (1.0, 1.5, 2.0, 3.0)
+MIN_LUMA_STD = 20.0  # on 0..255: rejects flat windows
+MAX_DARK_FRACTION = 0.3  # fraction of pixels with luma < 24: rejects mostly black windows
+MAX_ATTEMPTS = 1000
+
+
+def _skimage_sources() -> list[tuple[str, Callable[[], np.ndarray]]]:
+    return [
+        ("astronaut", data.astronaut),
+        ("coffee", data.coffee),
+        ("chelsea", data.chelsea),
+        ("rocket", data.rocket),
+        ("motorcycle", lambda: data.stereo_motorcycle()[0]),
+        ("immunohistochemistry", data.immunohistochemistry),
+        ("hubble_deep_field", data.hubble_deep_field),
+        ("retina", data.retina),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Region:
+    source: int  # index into the source list
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def winter_grade(rgb: np.ndarray) -> np.ndarray:
+    """Applies the "winter" colour grade of domain B.
+
+    On values in [0, 1]:
+
+    1. desaturate to 40 % around the Rec. 601 luma (`Y = 0.299 R + 0.587 G + 0.114 B`);
+    2. brighten the mid-tones with a gamma of 0.85 and lift the shadows: `0.1 + 0.9 * c**0.85`
+       (black becomes 0.1, white stays 1);
+    3. cool tint: multiply R, G, B by 0.88, 0.97, 1.12 and clip.
+
+    Args:
+        rgb: An `(H, W, 3)` uint8 image.
+
+    Returns:
+        The graded `(H, W, 3)` uint8 image.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    x = rgb.astype(np.float64) / 255.0
+    luma = x @ np.array([0.299, 0.587, 0.114])
+    x = luma[..., None] + 0.4 * (x - luma[..., None])
+    x = 0.1 + 0.9 * np.clip(x, 0.0, 1.0) ** 0.85
+    x = x * np.array([0.88, 0.97, 1.12])
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encodes an `(H, W, 3)` uint8 array as PNG without metadata (byte-deterministic)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
+
+
+def _split_regions(index: int, height: int, width: int) -> dict[str, _Region]:
+    """Cuts one image into the four disjoint regions trainA, testA, trainB, testB."""
+    if width >= height:
+        halves = [(0, 0, height, width // 2), (0, width // 2, height, width - width // 2)]
+    else:
+        halves = [(0, 0, height // 2, width), (height // 2, 0, height - height // 2, width)]
+    if index % 2:
+        halves.reverse()
+    regions = {}
+    for domain, (top, left, h, w) in zip("AB", halves, strict=True):
+        if h >= w:
+            cut = int(h * TRAIN_FRACTION)
+            train, test = (top, left, cut, w), (top + cut, left, h - cut, w)
+        else:
+            cut = int(w * TRAIN_FRACTION)
+            train, test = (top, left, h, cut), (top, left + cut, h, w - cut)
+        regions[f"train{domain}"] = _Region(index, *train)
+        regions[f"test{domain}"] = _Region(index, *test)
+    return regions
+
+
+def _is_interesting(window: np.ndarray) -> bool:
+    luma = window.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return bool(luma.std() >= MIN_LUMA_STD and (luma < 24).mean() <= MAX_DARK_FRACTION)
+
+
+def _draw_crop(
+    rng: np.random.Generator,
+    images: list[np.ndarray],
+    regions: list[_Region],
+    crop_size: int,
+    used: set[tuple[int, int, int, int]],
+) -> np.ndarray:
+    """Draws one new, non-flat crop from one of `regions`, resized to `crop_size`."""
+    for _ in range(MAX_ATTEMPTS):
+        region = regions[int(rng.integers(len(regions)))]
+        max_window = min(region.height, region.width)
+        windows = [w for w in (round(s * crop_size) for s in WINDOW_SCALES) if w <= max_window]
+        window = windows[int(rng.integers(len(windows)))]
+        top = region.top + int(rng.integers(region.height - window + 1))
+        left = region.left + int(rng.integers(region.width - window + 1))
+        key = (region.source, top, left, window)
+        pixels = images[region.source][top : top + window, left : left + window]
+        if key in used or not _is_interesting(pixels):
+            continue
+        used.add(key)
+        if window == crop_size:
+            return np.array(pixels)
+        resized = Image.fromarray(pixels).resize((crop_size, crop_size), Image.Resampling.LANCZOS)
+        return np.asarray(resized)
+    raise RuntimeError(f"no usable crop found in {MAX_ATTEMPTS} attempts")
+
+
+def make_sample_dataset(
+    out_dir: Path,
+    seed: int,
+    crop_size: int = 80,
+    counts: Mapping[str, int] = DEFAULT_COUNTS,
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Writes the sample dataset in the CycleGAN layout (see the module docstring).
+
+    Args:
+        out_dir: Dataset root; receives `trainA/`, `trainB/`, `testA/`, `testB/`.
+        seed: Seed of the NumPy generator; the same seed gives byte-identical files.
+        crop_size: Side length of the square PNG crops.
+        counts: Number of images per layout folder (keys: trainA, trainB, testA, testB).
+        overwrite: Delete `*.png` files already in the layout folders instead of failing.
+
+    Returns:
+        The number of images written per layout folder.
+
+    Raises:
+        ValueError: On unknown/missing keys in `counts`, negative counts, or a `crop_size` too
+            large for the source images.
+        FileExistsError: If a layout folder already holds PNG files and `overwrite` is false.
+    """
+    if set(counts) != set(LAYOUT) or any(n < 0 for n in counts.values()):
+        raise ValueError(f"counts needs non-negative values for exactly {LAYOUT}, got {counts}")
+    if crop_size < 8:
+        raise ValueError(f"crop_size must be >= 8, got {crop_size}")
+    out_dir = Path(out_dir)
+    for name in LAYOUT:
+        existing = sorted((out_dir / name).glob("*.png"))
+        if existing and not overwrite:
+            raise FileExistsError(f"{out_dir / name} already holds {len(existing)} PNG file(s)")
+        for path in existing:
+            path.unlink()
+
+    sources = _skimage_sources()
+    images = [np.ascontiguousarray(load()[..., :3]) for _, load in sources]
+    by_folder: dict[str, list[_Region]] = {name: [] for name in LAYOUT}
+    for index, image in enumerate(images):
+        for name, region in _split_regions(index, *image.shape[:2]).items():
+            if min(region.height, region.width) >= crop_size:
+                by_folder[name].append(region)
+    for name, regions in by_folder.items():
+        if counts[name] and not regions:
+            raise ValueError(f"crop_size {crop_size} is too large for the {name} regions")
+
+    rng = np.random.default_rng(seed)
+    used: set[tuple[int, int, int, int]] = set()
+    written = {}
+    for name in LAYOUT:
+        folder = out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in range(counts[name]):
+            crop = _draw_crop(rng, images, by_folder[name], crop_size, used)
+            if name.endswith("B"):
+                crop = winter_grade(crop)
+            (folder / f"{number:04d}.png").write_bytes(png_bytes(crop))
+        written[name] = counts[name]
+        logger.info("wrote %d images to %s", counts[name], folder)
+    return written

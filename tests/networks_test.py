@@ -1,0 +1,43 @@
+"""Architecture tests: shapes and the reference implementation's parameter counts."""
+
+import numpy as np
+import pytest
+
+from cyclegan_tfx.config import ModelConfig
+from cyclegan_tfx.model.networks import build_discriminator, build_generator
+
+PAPER = ModelConfig(
+    generator_filters=64, generator_blocks=9, discriminator_filters=64, discriminator_layers=3
+)
+
+
+def test_paper_generator_has_reference_parameter_count():
+    # pytorch-CycleGAN-and-pix2pix, resnet_9blocks, instance norm: 11,378,179 parameters.
+    assert build_generator(PAPER, "generator_ab").count_params() == 11_378_179
+
+
+def test_paper_patchgan_has_reference_parameter_count():
+    # pytorch-CycleGAN-and-pix2pix, basic (70x70 PatchGAN) n_layers=3: 2,764,737 parameters.
+    assert build_discriminator(PAPER, "discriminator_a").count_params() == 2_764_737
+
+
+def test_patchgan_output_is_30x30_for_256_inputs():
+    discriminator = build_discriminator(PAPER, "discriminator_b")
+    assert discriminator(np.zeros((1, 256, 256, 3), np.float32)).shape == (1, 30, 30, 1)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_generator_keeps_shape_and_range(size):
+    config = ModelConfig(8, 2, 8, 3)
+    generator = build_generator(config, "generator_ab")
+    images = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    out = np.asarray(generator(images))
+    assert out.shape == (2, size, size, 3)
+    assert out.min() >= -1.0 and out.max() <= 1.0
+
+
+def test_blocks_and_filters_change_the_generator():
+    small = build_generator(ModelConfig(8, 1, 8, 3), "g").count_params()
+    more_blocks = build_generator(ModelConfig(8, 3, 8, 3), "g").count_params()
+    wider = build_generator(ModelConfig(16, 1, 8, 3), "g").count_params()
+    assert small < more_blocks and small < wider

@@ -1,0 +1,122 @@
+"""Tests of the sample dataset generator (cyclegan_tfx.sample_data)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cyclegan_tfx import sample_data
+
+COUNTS = {"trainA": 12, "trainB": 10, "testA": 4, "testB": 5}
+CROP = 48
+
+
+def _load(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "data"
+    assert sample_data.make_sample_dataset(out, seed=7, crop_size=CROP, counts=COUNTS) == COUNTS
+    return out
+
+
+def test_layout_and_counts(dataset: Path) -> None:
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(COUNTS)
+    for name, count in COUNTS.items():
+        files = sorted(p.name for p in (dataset / name).iterdir())
+        assert files == [f"{i:04d}.png" for i in range(count)]
+        for image in _load(dataset / name):
+            assert image.shape == (CROP, CROP, 3) and image.dtype == np.uint8
+
+
+def test_same_seed_gives_identical_bytes(dataset: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    sample_data.make_sample_dataset(again, seed=7, crop_size=CROP, counts=COUNTS)
+    for name in COUNTS:
+        for path in sorted((dataset / name).iterdir()):
+            assert path.read_bytes() == (again / name / path.name).read_bytes(), path
+
+
+def test_other_seed_differs(dataset: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    sample_data.make_sample_dataset(other, seed=8, crop_size=CROP, counts=COUNTS)
+    assert (other / "trainA" / "0000.png").read_bytes() != (
+        dataset / "trainA" / "0000.png"
+    ).read_bytes()
+
+
+def test_all_images_are_distinct_and_unpaired(dataset: Path) -> None:
+    hashes = [_sha(p.read_bytes()) for p in dataset.rglob("*.png")]
+    assert len(hashes) == len(set(hashes)) == sum(COUNTS.values())
+    b_hashes = {_sha(p.read_bytes()) for n in ("trainB", "testB") for p in (dataset / n).iterdir()}
+    for name in ("trainA", "testA"):
+        for image in _load(dataset / name):
+            assert _sha(sample_data.png_bytes(sample_data.winter_grade(image))) not in b_hashes
+
+
+def _saturation_and_blueness(images: list[np.ndarray]) -> tuple[float, float]:
+    pixels = np.concatenate([i.reshape(-1, 3) for i in images]).astype(np.float64)
+    saturation = (pixels.max(axis=1) - pixels.min(axis=1)) / np.maximum(pixels.max(axis=1), 1)
+    return float(saturation.mean()), float((pixels[:, 2] - pixels[:, 0]).mean())
+
+
+def test_domain_b_is_a_winter_grade(dataset: Path) -> None:
+    sat_a, blue_a = _saturation_and_blueness(_load(dataset / "trainA") + _load(dataset / "testA"))
+    sat_b, blue_b = _saturation_and_blueness(_load(dataset / "trainB") + _load(dataset / "testB"))
+    assert sat_b < 0.7 * sat_a
+    assert blue_b > blue_a + 10
+
+
+def test_crops_are_not_flat(dataset: Path) -> None:
+    for path in dataset.rglob("*.png"):
+        luma = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+        assert luma.std() > 5, path
+
+
+def test_winter_grade_properties() -> None:
+    assert tuple(sample_data.winter_grade(np.zeros((1, 1, 3), np.uint8))[0, 0]) == (22, 25, 29)
+    white = sample_data.winter_grade(np.full((1, 1, 3), 255, np.uint8))[0, 0]
+    assert white[2] == 255 and white[0] < white[1] < white[2]
+    with pytest.raises(ValueError, match="uint8"):
+        sample_data.winter_grade(np.zeros((2, 2), np.uint8))
+
+
+def test_png_bytes_have_no_metadata() -> None:
+    data = sample_data.png_bytes(np.zeros((4, 4, 3), np.uint8))
+    chunks = []
+    position = 8
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append(data[position + 4 : position + 8])
+        position += 12 + length
+    assert chunks == [b"IHDR", b"IDAT", b"IEND"]
+    assert Image.open(io.BytesIO(data)).size == (4, 4)
+
+
+def test_existing_files_need_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    small = {"trainA": 2, "trainB": 2, "testA": 1, "testB": 1}
+    sample_data.make_sample_dataset(out, seed=1, crop_size=CROP, counts=small)
+    with pytest.raises(FileExistsError):
+        sample_data.make_sample_dataset(out, seed=1, crop_size=CROP, counts=small)
+    fewer = {"trainA": 1, "trainB": 1, "testA": 1, "testB": 1}
+    sample_data.make_sample_dataset(out, seed=1, crop_size=CROP, counts=fewer, overwrite=True)
+    assert sorted(p.name for p in (out / "trainA").iterdir()) == ["0000.png"]
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="counts"):
+        sample_data.make_sample_dataset(tmp_path, seed=1, counts={"trainA": 1})
+    with pytest.raises(ValueError, match="too large"):
+        sample_data.make_sample_dataset(tmp_path, seed=1, crop_size=800, counts=COUNTS)
