@@ -36,8 +36,8 @@ def image_grid(columns: Sequence[np.ndarray], padding: int = 2) -> np.ndarray:
     return grid
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encodes uint8 [H, W, 3] as PNG bytes (deterministic, no metadata)."""
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encodes an `(H, W, 3)` uint8 array as PNG without metadata (byte-deterministic)."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=9)
     return buffer.getvalue()

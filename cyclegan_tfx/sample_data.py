@@ -20,7 +20,6 @@ same seed gives byte-identical files.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skimage import data
+
+from cyclegan_tfx.grid import png_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -86,13 +87,6 @@ def winter_grade(rgb: np.ndarray) -> np.ndarray:
     x = 0.1 + 0.9 * np.clip(x, 0.0, 1.0) ** 0.85
     x = x * np.array([0.88, 0.97, 1.12])
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encodes an `(H, W, 3)` uint8 array as PNG without metadata (byte-deterministic)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=9)
-    return buffer.getvalue()
 
 
 def _split_regions(index: int, height: int, width: int) -> dict[str, _Region]:

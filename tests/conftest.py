@@ -28,9 +28,8 @@ def tiny_config(root: Path, **train_overrides) -> Config:
         discriminator_filters=4,
         discriminator_layers=2,
     )
-    train = dataclasses.replace(
-        config.train, batch_size=2, epochs=1, pool_size=4, log_every_steps=1, **train_overrides
-    )
+    train_settings = {"batch_size": 2, "epochs": 1, "pool_size": 4, "log_every_steps": 1}
+    train = dataclasses.replace(config.train, **{**train_settings, **train_overrides})
     return config.replace(paths=paths, preprocess=preprocess, model=model, train=train)
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from cyclegan_tfx import sample_data
+from cyclegan_tfx.grid import png_bytes
 
 COUNTS = {"trainA": 12, "trainB": 10, "testA": 4, "testB": 5}
 CROP = 48
@@ -62,7 +63,7 @@ def test_all_images_are_distinct_and_unpaired(dataset: Path) -> None:
     b_hashes = {_sha(p.read_bytes()) for n in ("trainB", "testB") for p in (dataset / n).iterdir()}
     for name in ("trainA", "testA"):
         for image in _load(dataset / name):
-            assert _sha(sample_data.png_bytes(sample_data.winter_grade(image))) not in b_hashes
+            assert _sha(png_bytes(sample_data.winter_grade(image))) not in b_hashes
 
 
 def _saturation_and_blueness(images: list[np.ndarray]) -> tuple[float, float]:
@@ -93,7 +94,7 @@ def test_winter_grade_properties() -> None:
 
 
 def test_png_bytes_have_no_metadata() -> None:
-    data = sample_data.png_bytes(np.zeros((4, 4, 3), np.uint8))
+    data = png_bytes(np.zeros((4, 4, 3), np.uint8))
     chunks = []
     position = 8
     while position < len(data):
