@@ -7,25 +7,35 @@ The pipeline passes only the sections that define the model (seed, image size, m
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
-from cyclegan_tfx.model.train import train_and_export
+from cyclegan_tfx.model.train import checkpoint_key, train_and_export
 
 logger = logging.getLogger(__name__)
 
 
+CHECKPOINT_ROOT_KEY = "checkpoint_root"
+
+
 def trainer_custom_config(config: Config) -> dict[str, Any]:
-    """The part of the configuration the Trainer depends on (JSON-serialisable)."""
+    """The part of the configuration the Trainer depends on (JSON-serialisable).
+
+    Checkpoints live outside the Trainer's per-execution folders, under
+    `<pipeline_root>/checkpoints/<run key>`, so a Trainer re-run after an interruption finds
+    and resumes them.
+    """
     full = config.to_dict()
     return {
         "seed": config.seed,
         "image_size": config.preprocess.image_size,
         "model": full["model"],
         "train": full["train"],
+        CHECKPOINT_ROOT_KEY: str(config.paths.resolve("pipeline_root") / "checkpoints"),
     }
 
 
@@ -35,6 +45,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model_config = build_section(ModelConfig, custom["model"], "model")
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
+    settings = {k: v for k, v in custom.items() if k != CHECKPOINT_ROOT_KEY}
     result = train_and_export(
         files,
         model_config,
@@ -43,5 +54,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         seed=custom["seed"],
         run_dir=fn_args.model_run_dir,
         export_dir=fn_args.serving_model_dir,
+        checkpoint_dir=Path(custom[CHECKPOINT_ROOT_KEY]) / checkpoint_key(files, settings),
     )
     logger.info("Trainer finished: %s", result)

@@ -25,6 +25,7 @@ D_X = discriminator_a, D_Y = discriminator_b."""
 DIRECTIONS = ("a2b", "b2a")
 
 ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
+StrategyName = Literal["single", "joint", "shared_schedule", "independent"]
 
 
 class ConfigError(ValueError):
@@ -119,15 +120,57 @@ class NetworkOptimizers:
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleConfig:
-    """Parameters shared by the learning-rate schedules."""
+    """Parameters shared by the learning-rate schedules.
 
-    decay_start_fraction: float = 0.5
+    `decay_epochs` is the paper's `n_epochs_decay`: `linear_decay` keeps the rate constant for
+    the first `train.epochs - decay_epochs` epochs (the paper's `n_epochs`), then decays it
+    linearly to zero; a `decay_epochs` beyond `train.epochs` decays over the whole run.
+    """
+
+    decay_epochs: float = 0.0
     exponential_decay_rate: float = 0.5
     exponential_decay_steps: int = 500
 
     def __post_init__(self) -> None:
-        _check(0 <= self.decay_start_fraction <= 1, "decay_start_fraction must be in [0, 1]")
+        _check(self.decay_epochs >= 0, "train.schedule.decay_epochs must be >= 0")
         _check(self.exponential_decay_steps >= 1, "exponential_decay_steps must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSetup:
+    """How the four networks are optimised (`train.optimizer`).
+
+    Strategies:
+      - `independent` (default, TTUR): four Adam optimizers, each with the settings of its own
+        network in `networks` (learning rate, betas, schedule, clipping).
+      - `shared_schedule`: four Adam optimizers sharing one learning-rate schedule object built
+        from `shared`.
+      - `joint`: the reference implementation's two optimizers, one over both generators and
+        one over both discriminators, both with `shared` settings.
+      - `single`: one Adam over all four networks with `shared` settings; see
+        cyclegan_tfx/model/cyclegan.py for how its summed loss is differentiated.
+    `n_critic` discriminator updates are made per generator update.
+    """
+
+    strategy: StrategyName
+    shared: OptimizerConfig
+    networks: NetworkOptimizers
+    n_critic: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.n_critic >= 1, "train.optimizer.n_critic must be >= 1")
+        _check(
+            self.n_critic == 1 or self.strategy != "single",
+            "train.optimizer.n_critic > 1 needs separate discriminator optimizers; "
+            "it cannot be combined with strategy 'single'",
+        )
+
+    def for_network(self, network: str) -> OptimizerConfig:
+        """The settings the optimizer of `network` uses under the chosen strategy."""
+        if self.strategy == "independent":
+            return self.networks.for_network(network)
+        _check(network in NETWORK_NAMES, f"unknown network {network!r}")
+        return self.shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,23 +183,32 @@ class TrainConfig:
     lambda_identity: float
     pool_size: int
     log_every_steps: int
-    optimizers: NetworkOptimizers
+    optimizer: OptimizerSetup
     schedule: ScheduleConfig
+    checkpoint_every_steps: int = 100
+    restart: bool = False
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.epochs >= 0, "train.epochs must be >= 0 (0 exports an untrained model)")
         _check(self.pool_size >= 0, "train.pool_size must be >= 0")
         _check(self.log_every_steps >= 1, "train.log_every_steps must be >= 1")
+        _check(self.checkpoint_every_steps >= 1, "train.checkpoint_every_steps must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
-    """Feature extractor for FID."""
+    """Feature extractor for FID.
+
+    `download` (default false) lets :func:`cyclegan_tfx.fid.backbone.load_backbone` fetch the
+    standard Inception graph into `cache_dir` when it is found nowhere else; when false, nothing
+    is ever downloaded and the fallback backbone is used instead.
+    """
 
     inception_weights: str = ""
     cache_dir: str = "~/.cache/cyclegan_tfx"
     fallback_seed: int = 0
+    download: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,17 +225,46 @@ class DirectionBounds:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptionalDirectionBounds:
+    """A number or null (no bound) per translation direction."""
+
+    a2b: float | None = None
+    b2a: float | None = None
+
+    def for_direction(self, direction: str) -> float | None:
+        """Returns the value for `direction` ("a2b" or "b2a"), None when unset."""
+        _check(direction in DIRECTIONS, f"unknown direction {direction!r}")
+        return getattr(self, direction)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
-    """FID gate."""
+    """FID/KID gate.
+
+    KID (Bińkowski et al. 2018) needs feature rows, not just sums: at most `kid_max_samples`
+    rows per side are kept (a deterministic, order-independent sample: the rows of the images
+    with the smallest content hashes). `cache_reference_stats` caches the real test images'
+    statistics per (backbone, content hash) under `<backbone.cache_dir>/fid_stats/`.
+    """
 
     fid_upper_bound: DirectionBounds
     max_relative_increase: float
     backbone: BackboneConfig
     batch_size: int = 16
+    kid_upper_bound: OptionalDirectionBounds = dataclasses.field(
+        default_factory=OptionalDirectionBounds
+    )
+    kid_num_subsets: int = 100
+    kid_subset_size: int = 1000
+    kid_max_samples: int = 2000
+    cache_reference_stats: bool = True
 
     def __post_init__(self) -> None:
         _check(self.max_relative_increase >= 0, "evaluate.max_relative_increase must be >= 0")
         _check(self.batch_size >= 1, "evaluate.batch_size must be >= 1")
+        _check(self.kid_num_subsets >= 1, "evaluate.kid_num_subsets must be >= 1")
+        _check(self.kid_subset_size >= 2, "evaluate.kid_subset_size must be >= 2")
+        _check(self.kid_max_samples >= 2, "evaluate.kid_max_samples must be >= 2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +274,47 @@ class PipelineConfig:
     name: str
     enable_cache: bool = True
     beam_args: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Compilation of the pipeline for Kubeflow Pipelines v2 / Vertex AI (`kubeflow`).
+
+    Remote locations (`pipeline_root`, `examples_root`, `serving_directory`) must be URIs the
+    cluster can reach (gs://, s3://, ...) or absolute paths of a volume mounted in every pod;
+    `output_dir` is local (relative to params.yaml).
+    """
+
+    image: str = "gcr.io/my-project/cyclegan-tfx:latest"
+    pipeline_root: str = "gs://my-bucket/cyclegan/tfx"
+    examples_root: str = "gs://my-bucket/cyclegan/preprocessed"
+    serving_directory: str = "gs://my-bucket/cyclegan/serving/cyclegan"
+    beam_args: tuple[str, ...] = ()
+    gpus: int = 0
+    gpu_type: str = "NVIDIA_TESLA_T4"
+    cpu_limit: float | None = None
+    memory_limit_gib: float | None = None
+    output_dir: str = "build/kubeflow"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.image.strip()), "kubeflow.image must not be empty")
+        for key in ("pipeline_root", "examples_root", "serving_directory"):
+            value = getattr(self, key)
+            _check(
+                "://" in value or value.startswith("/"),
+                f"kubeflow.{key} must be a URI the cluster can reach (gs://..., s3://...) or an "
+                f"absolute path on a mounted volume, got {value!r}",
+            )
+        _check(self.gpus >= 0, "kubeflow.gpus must be >= 0")
+        _check(
+            self.gpus == 0 or bool(self.gpu_type.strip()),
+            "kubeflow.gpu_type must name the accelerator when kubeflow.gpus > 0",
+        )
+        _check(self.cpu_limit is None or self.cpu_limit > 0, "kubeflow.cpu_limit must be > 0")
+        _check(
+            self.memory_limit_gib is None or self.memory_limit_gib > 0,
+            "kubeflow.memory_limit_gib must be > 0",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +328,7 @@ class Config:
     train: TrainConfig
     evaluate: EvaluateConfig
     pipeline: PipelineConfig
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     def __post_init__(self) -> None:
         layers = self.model.discriminator_layers

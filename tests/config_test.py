@@ -41,11 +41,13 @@ def test_invalid_yaml_is_a_clear_error(tmp_path):
         (lambda p: p["train"].update(bogus=1), r"train: unknown key\(s\) \['bogus'\]"),
         (lambda p: p["model"].pop("generator_blocks"), r"model.generator_blocks: missing"),
         (
-            lambda p: p["train"]["optimizers"]["generator_ab"].update(schedule="step"),
+            lambda p: p["train"]["optimizer"]["networks"]["generator_ab"].update(schedule="step"),
             r"schedule: 'step' is not one of",
         ),
         (
-            lambda p: p["train"]["optimizers"]["discriminator_a"].update(learning_rate=-1),
+            lambda p: p["train"]["optimizer"]["networks"]["discriminator_a"].update(
+                learning_rate=-1
+            ),
             r"learning_rate must be > 0",
         ),
         (lambda p: p["preprocess"].update(image_size=30), r"multiple of 4"),

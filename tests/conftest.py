@@ -28,7 +28,13 @@ def tiny_config(root: Path, **train_overrides) -> Config:
         discriminator_filters=4,
         discriminator_layers=2,
     )
-    train_settings = {"batch_size": 2, "epochs": 1, "pool_size": 4, "log_every_steps": 1}
+    train_settings = {
+        "batch_size": 2,
+        "epochs": 1,
+        "pool_size": 4,
+        "log_every_steps": 1,
+        "schedule": dataclasses.replace(config.train.schedule, decay_epochs=0.5),
+    }
     train = dataclasses.replace(config.train, **{**train_settings, **train_overrides})
     return config.replace(paths=paths, preprocess=preprocess, model=model, train=train)
 

@@ -1,4 +1,4 @@
-"""Training-step tests: each optimizer touches only its own network; schedules; TTUR; NaN."""
+"""Training-step tests: optimizer strategies touch exactly their variables; schedules; TTUR; NaN."""
 
 import dataclasses
 import math
@@ -8,16 +8,31 @@ import pytest
 import tensorflow as tf
 from conftest import REPO_ROOT, tiny_config
 
-from cyclegan_tfx.config import NETWORK_NAMES, OptimizerConfig, ScheduleConfig, load_config
-from cyclegan_tfx.model.cyclegan import CycleGAN, TrainingDivergedError
-from cyclegan_tfx.model.schedules import NetworkSchedule, learning_rate_at
+from cyclegan_tfx.config import (
+    NETWORK_NAMES,
+    ConfigError,
+    OptimizerConfig,
+    ScheduleConfig,
+    load_config,
+)
+from cyclegan_tfx.model.cyclegan import CycleGAN, TrainingDivergedError, update_groups
+from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, learning_rate_at
 
 SIZE = 16
+GENERATORS = {"generator_ab", "generator_ba"}
+DISCRIMINATORS = {"discriminator_a", "discriminator_b"}
+STRATEGIES = ("independent", "shared_schedule", "joint", "single")
 
 
-def _gan(tmp_path, steps=10, **overrides):
+def _train_config(tmp_path, strategy="independent", n_critic=1, **overrides):
     config = tiny_config(tmp_path, **overrides)
-    return CycleGAN(config.model, config.train, steps, seed=config.seed, image_size=SIZE)
+    optimizer = dataclasses.replace(config.train.optimizer, strategy=strategy, n_critic=n_critic)
+    return config, dataclasses.replace(config.train, optimizer=optimizer)
+
+
+def _gan(tmp_path, strategy="independent", steps=10, n_critic=1, **overrides):
+    config, train = _train_config(tmp_path, strategy, n_critic, **overrides)
+    return CycleGAN(config.model, train, steps, seed=config.seed, image_size=SIZE)
 
 
 def _batch(seed):
@@ -39,70 +54,119 @@ def _changed(before, after):
     }
 
 
-def test_each_optimizer_tracks_exactly_its_own_networks_variables(tmp_path):
-    gan = _gan(tmp_path)
+def _variable_ids(gan, networks):
+    return {id(v) for name in networks for v in gan.networks.get(name).trainable_variables}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "groups"),
+    [
+        ("independent", {n: {n} for n in NETWORK_NAMES}),
+        ("shared_schedule", {n: {n} for n in NETWORK_NAMES}),
+        ("joint", {"generators": GENERATORS, "discriminators": DISCRIMINATORS}),
+        ("single", {"all": set(NETWORK_NAMES)}),
+    ],
+)
+def test_each_optimizer_tracks_exactly_its_groups_variables(tmp_path, strategy, groups):
+    gan = _gan(tmp_path, strategy)
+    assert {g: set(m) for g, m in update_groups(strategy).items()} == groups
     gan.train_step(_batch(0), _batch(1))
-    for name in NETWORK_NAMES:
-        own = {id(v) for v in gan.networks.get(name).trainable_variables}
-        optimizer = gan.optimizers[name]
-        tracked = {id(v) for v in optimizer._trainable_variables}
-        assert tracked == own, name
-        assert int(optimizer.iterations.numpy()) == 1
+    assert set(gan.optimizers) == set(groups)
+    for group, networks in groups.items():
+        optimizer = gan.optimizers[group]
+        assert {id(v) for v in optimizer._trainable_variables} == _variable_ids(gan, networks)
+        assert int(optimizer.iterations.numpy()) == 1, group
 
 
-def test_generator_step_updates_only_generators(tmp_path):
-    gan = _gan(tmp_path)
+@pytest.mark.parametrize("strategy", ["independent", "shared_schedule", "joint"])
+def test_alternating_strategies_update_generators_then_discriminators(tmp_path, strategy):
+    gan = _gan(tmp_path, strategy)
     before = _snapshot(gan)
-    gan.generator_step(_batch(0), _batch(1))
-    assert _changed(before, _snapshot(gan)) == {"generator_ab", "generator_ba"}
-    assert int(gan.optimizers["discriminator_a"].iterations.numpy()) == 0
+    fake_a, fake_b, _, gradients = gan.generator_step(_batch(0), _batch(1))
+    after_generators = _snapshot(gan)
+    assert _changed(before, after_generators) == GENERATORS
+    gan.discriminator_step(_batch(0), _batch(1), fake_a, fake_b, gradients)
+    assert _changed(after_generators, _snapshot(gan)) == DISCRIMINATORS
 
 
-def test_discriminator_step_updates_only_discriminators(tmp_path):
-    gan = _gan(tmp_path)
+def test_single_optimizer_updates_everything_at_once_from_blocked_gradients(tmp_path):
+    gan = _gan(tmp_path, "single")
     before = _snapshot(gan)
-    gan.discriminator_step(_batch(0), _batch(1), _batch(2), _batch(3))
-    assert _changed(before, _snapshot(gan)) == {"discriminator_a", "discriminator_b"}
-    assert int(gan.optimizers["generator_ab"].iterations.numpy()) == 0
+    fake_a, fake_b, _, gradients = gan.generator_step(_batch(0), _batch(1))
+    assert _changed(before, _snapshot(gan)) == set()  # nothing applied yet
+    assert set(gradients) == GENERATORS  # L_G differentiated w.r.t. the generators only
+    gan.discriminator_step(_batch(0), _batch(1), fake_a, fake_b, gradients)
+    assert _changed(before, _snapshot(gan)) == set(NETWORK_NAMES)
+    assert int(gan.optimizers["all"].iterations.numpy()) == 1  # one update per step
+    with pytest.raises(ValueError, match="needs the generator phase's gradients"):
+        gan.discriminator_step(_batch(0), _batch(1), fake_a, fake_b)
 
 
-def test_zero_rate_network_is_frozen_while_others_train(tmp_path):
-    # A network whose learning rate decays to zero immediately must not move: proof that the
-    # four optimizers are independent (the other three still update).
-    config = tiny_config(tmp_path)
+def test_independent_networks_can_be_frozen_individually(tmp_path):
+    # A network whose rate is 0 must not move while the other three train: the four optimizers
+    # are independent. linear_decay over the whole run is 0 at the last step.
+    config, train = _train_config(tmp_path)
     frozen = OptimizerConfig(learning_rate=1e-3, schedule="linear_decay")
-    train = dataclasses.replace(
-        config.train,
-        optimizers=dataclasses.replace(config.train.optimizers, discriminator_b=frozen),
-        schedule=ScheduleConfig(decay_start_fraction=0.0),
+    running = OptimizerConfig(learning_rate=1e-3, schedule="constant")
+    networks = dataclasses.replace(
+        train.optimizer.networks,
+        generator_ab=running,
+        generator_ba=running,
+        discriminator_a=running,
+        discriminator_b=frozen,
     )
-    gan = CycleGAN(config.model, train, total_steps=1, seed=0, image_size=SIZE)
-    # total_steps=1 and decay from step 0: the rate at step 0 is lr, so advance once first.
-    gan.optimizers["discriminator_b"].iterations.assign(1)
+    train = dataclasses.replace(
+        train, optimizer=dataclasses.replace(train.optimizer, networks=networks)
+    )
+    gan = CycleGAN(config.model, train, Timeline(2, 2), seed=0, image_size=SIZE)
+    gan.step_counter.assign(2)
     before = _snapshot(gan)
     gan.train_step(_batch(0), _batch(1))
-    changed = _changed(before, _snapshot(gan))
-    assert "discriminator_b" not in changed
-    assert changed == {"generator_ab", "generator_ba", "discriminator_a"}
+    assert _changed(before, _snapshot(gan)) == set(NETWORK_NAMES) - {"discriminator_b"}
+
+
+def test_shared_schedule_is_one_object(tmp_path):
+    gan = _gan(tmp_path, "shared_schedule")
+    schedules = {id(opt._learning_rate) for opt in gan.optimizers.values()}
+    assert len(schedules) == 1
+    independent = _gan(tmp_path, "independent")
+    assert len({id(opt._learning_rate) for opt in independent.optimizers.values()}) == 4
+
+
+def test_n_critic_updates_discriminators_more_often_on_the_same_schedule(tmp_path):
+    gan = _gan(tmp_path, "independent", n_critic=3)
+    for step in range(2):
+        extra = [(_batch(10 + 2 * k + step), _batch(11 + 2 * k + step)) for k in range(2)]
+        gan.train_step(_batch(step), _batch(step + 1), extra)
+    assert int(gan.optimizers["generator_ab"].iterations.numpy()) == 2
+    assert int(gan.optimizers["discriminator_a"].iterations.numpy()) == 6
+    # The rate follows the training step (2), not the discriminator's 6 updates.
+    rate = float(gan.optimizers["discriminator_a"].learning_rate)
+    assert rate == pytest.approx(gan.learning_rates(2)["discriminator_a"], rel=1e-5)
+
+
+def test_n_critic_cannot_be_used_with_a_single_optimizer(tmp_path):
+    with pytest.raises(ConfigError, match="n_critic > 1"):
+        _train_config(tmp_path, "single", n_critic=2)
 
 
 def test_ttur_defaults_discriminators_learn_four_times_faster():
     config = load_config(REPO_ROOT / "params.yaml")
-    optimizers = config.train.optimizers
+    setup = config.train.optimizer
+    assert setup.strategy == "independent"
     for generator, discriminator in (
         ("generator_ab", "discriminator_a"),
         ("generator_ba", "discriminator_b"),
     ):
-        g = optimizers.for_network(generator)
-        d = optimizers.for_network(discriminator)
+        g, d = setup.for_network(generator), setup.for_network(discriminator)
         assert d.learning_rate == pytest.approx(4 * g.learning_rate)
         assert (g.beta_1, g.beta_2) == (0.5, 0.999)
-    assert optimizers.generator_ab.learning_rate == pytest.approx(1e-4)
+    assert setup.for_network("generator_ab").learning_rate == pytest.approx(1e-4)
+    assert setup.for_network("discriminator_a").learning_rate == pytest.approx(4e-4)
 
 
-SCHEDULE = ScheduleConfig(
-    decay_start_fraction=0.5, exponential_decay_rate=0.5, exponential_decay_steps=10
-)
+SCHEDULE = ScheduleConfig(decay_epochs=0, exponential_decay_rate=0.5, exponential_decay_steps=10)
+TIMELINE = Timeline(total_steps=100, decay_steps=50)
 
 
 @pytest.mark.parametrize(
@@ -113,6 +177,7 @@ SCHEDULE = ScheduleConfig(
         ("linear_decay", 0, 1e-3),
         ("linear_decay", 50, 1e-3),
         ("linear_decay", 75, 0.5e-3),
+        ("linear_decay", 90, 0.2e-3),
         ("linear_decay", 100, 0.0),
         ("exponential", 10, 0.5e-3),
         ("exponential", 20, 0.25e-3),
@@ -122,19 +187,29 @@ SCHEDULE = ScheduleConfig(
 )
 def test_schedules_follow_their_formulas(kind, step, expected):
     optimizer = OptimizerConfig(learning_rate=1e-3, schedule=kind)
-    assert learning_rate_at(step, optimizer, SCHEDULE, 100) == pytest.approx(expected, abs=1e-12)
-    keras_value = float(NetworkSchedule(optimizer, SCHEDULE, 100)(step))
+    assert learning_rate_at(step, optimizer, SCHEDULE, TIMELINE) == pytest.approx(
+        expected, abs=1e-12
+    )
+    keras_value = float(NetworkSchedule(optimizer, SCHEDULE, TIMELINE)(step))
     assert keras_value == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
-def test_optimizer_sees_its_scheduled_rate_during_training(tmp_path):
-    gan = _gan(tmp_path, steps=4)
-    for _ in range(3):
-        gan.train_step(_batch(0), _batch(1))
-    for name in NETWORK_NAMES:
-        optimizer = gan.optimizers[name]
-        in_use = float(optimizer.learning_rate)
-        assert in_use == pytest.approx(gan.learning_rates(3)[name], rel=1e-5)
+def test_timeline_matches_the_papers_epochs():
+    # 200 epochs of 10 steps, the last 100 decaying: constant until step 1000.
+    timeline = Timeline.from_epochs(epochs=200, decay_epochs=100, steps_per_epoch=10)
+    assert (timeline.total_steps, timeline.decay_steps, timeline.decay_start) == (2000, 1000, 1000)
+    assert Timeline.from_epochs(2, 5, 10) == Timeline(20, 20)  # decay beyond the run: all of it
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_network_sees_its_scheduled_rate(tmp_path, strategy):
+    gan = _gan(tmp_path, strategy, steps=8)
+    for step in (0, 3, 7):
+        gan.step_counter.assign(step)
+        expected = gan.learning_rates(step)
+        for network in NETWORK_NAMES:
+            optimizer = gan.optimizers[gan.optimizer_of[network]]
+            assert float(optimizer.learning_rate) == pytest.approx(expected[network], rel=1e-5)
 
 
 def test_nan_loss_stops_training_naming_network_and_step(tmp_path):
@@ -146,8 +221,9 @@ def test_nan_loss_stops_training_naming_network_and_step(tmp_path):
         gan.train_step(tf.constant(poisoned), _batch(3))
 
 
-def test_same_seed_same_weights(tmp_path):
-    first, second = _gan(tmp_path), _gan(tmp_path)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_same_seed_same_weights(tmp_path, strategy):
+    first, second = _gan(tmp_path, strategy), _gan(tmp_path, strategy)
     for gan in (first, second):
         gan.train_step(_batch(0), _batch(1))
         gan.train_step(_batch(2), _batch(3))

@@ -1,16 +1,29 @@
-"""CycleGAN with four separate optimizers (one per network).
+"""CycleGAN with one optimizer per network (or fewer, by strategy), and its training step.
 
 Names used here and the paper's (Zhu et al. 2017):
   generator_ab    = G   (A -> B)          discriminator_a = D_X (real A vs fake A)
   generator_ba    = F   (B -> A)          discriminator_b = D_Y (real B vs fake B)
 
 Losses: LSGAN (least squares), cycle consistency L1 weighted by `lambda_cycle`, identity L1
-weighted by `lambda_identity * lambda_cycle`. A training step is the reference's order:
-one generator update (both generators, from the summed generator objective), then one
-discriminator update on fakes drawn from the 50-image history pools.
+weighted by `lambda_identity * lambda_cycle`. A training step is the reference's order: the
+generator phase (both generators, from the summed generator objective), then `n_critic`
+discriminator phases on fakes drawn from the 50-image history pools.
 
-Each network has its own Adam optimizer, learning rate, betas and schedule; an optimizer
-only ever receives the gradients of its own network's variables.
+Optimizer strategies (`train.optimizer.strategy`), as update groups:
+  independent      {generator_ab} {generator_ba} {discriminator_a} {discriminator_b}, each with
+                   its own settings (default: TTUR);
+  shared_schedule  the same four groups, one schedule object shared by all;
+  joint            {generator_ab, generator_ba} {discriminator_a, discriminator_b};
+  single           {all four}: one Adam, one update per step.
+
+An optimizer only ever receives the gradients of its own group's variables. For `single`, the
+summed loss L = L_G + L_D is differentiated per block: dL_G/d(generators) and
+dL_D/d(discriminators), applied together in one update after both phases. The naive
+d(L_G + L_D)/d(all) would contain dL_G/d(discriminators) - the discriminators would be trained
+to help the generators fool them (the pitfall of the "one optimizer, summed loss" recipe) - and
+dL_D/d(generators) through the fakes. Blocking both cross terms is what makes the single
+optimizer a correct CycleGAN; the remaining difference to the other strategies is one shared
+learning rate and simultaneous (not alternating) updates.
 """
 
 from __future__ import annotations
@@ -26,7 +39,10 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.model.image_pool import ImagePool
 from cyclegan_tfx.model.networks import build_discriminator, build_generator
-from cyclegan_tfx.model.schedules import build_optimizer, learning_rate_at
+from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, build_adam, learning_rate_at
+
+GENERATORS = ("generator_ab", "generator_ba")
+DISCRIMINATORS = ("discriminator_a", "discriminator_b")
 
 GENERATOR_LOSS_NAMES = ("gan_ab", "gan_ba", "cycle_aba", "cycle_bab", "identity_a", "identity_b")
 DISCRIMINATOR_LOSS_NAMES = ("discriminator_a", "discriminator_b")
@@ -92,14 +108,25 @@ def network_losses(losses: dict[str, float]) -> dict[str, float]:
     }
 
 
+def update_groups(strategy: str) -> dict[str, tuple[str, ...]]:
+    """Optimizer name -> the networks it updates, for a strategy."""
+    if strategy in ("independent", "shared_schedule"):
+        return {name: (name,) for name in NETWORK_NAMES}
+    if strategy == "joint":
+        return {"generators": GENERATORS, "discriminators": DISCRIMINATORS}
+    if strategy == "single":
+        return {"all": NETWORK_NAMES}
+    raise ValueError(f"unknown optimizer strategy {strategy!r}")
+
+
 class CycleGAN:
-    """Four networks, four optimizers, two image pools and the training step."""
+    """Four networks, their optimizers, two image pools and the training step."""
 
     def __init__(
         self,
         model_config: ModelConfig,
         train_config: TrainConfig,
-        total_steps: int,
+        timeline: Timeline | int,
         seed: int,
         image_size: int | None = None,
     ) -> None:
@@ -107,40 +134,64 @@ class CycleGAN:
 
         Args:
             model_config: Architecture.
-            train_config: Loss weights, optimizers, schedules, pool size.
-            total_steps: Length of the run (schedules decay over it).
+            train_config: Loss weights, optimizer strategy and settings, schedules, pool size.
+            timeline: Length of the run (schedules decay over it); an int means that many
+                steps with `train.schedule.decay_epochs` ignored (decay over the whole run).
             seed: Seeds weights (keras.utils.set_random_seed) and the image pools.
             image_size: Static image size of the networks' inputs, or None.
         """
+        if isinstance(timeline, int):
+            timeline = Timeline(timeline, timeline)
         keras.utils.set_random_seed(seed)
         self.train_config = train_config
-        self.total_steps = total_steps
+        self.timeline = timeline
         self.networks = build_networks(model_config, image_size)
-        self.optimizers = {
-            name: build_optimizer(
-                train_config.optimizers.for_network(name),
-                train_config.schedule,
-                total_steps,
-                name,
+        self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+        setup = train_config.optimizer
+        self.strategy = setup.strategy
+        self.groups = update_groups(setup.strategy)
+        shared_schedule = NetworkSchedule(
+            setup.shared, train_config.schedule, timeline, self.step_counter
+        )
+        self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
+        for group, members in self.groups.items():
+            settings = setup.for_network(members[0])
+            schedule = (
+                shared_schedule
+                if setup.strategy != "independent"
+                else NetworkSchedule(settings, train_config.schedule, timeline, self.step_counter)
             )
-            for name in NETWORK_NAMES
+            optimizer = build_adam(settings, schedule, name=f"adam_{group}")
+            optimizer.build(self._variables(members))
+            self.optimizers[group] = optimizer
+        self.optimizer_of = {
+            network: group for group, members in self.groups.items() for network in members
         }
         self.pool_a = ImagePool(train_config.pool_size, seed=seed + 1)  # history of fake A
         self.pool_b = ImagePool(train_config.pool_size, seed=seed + 2)  # history of fake B
-        self.step = 0
-        for name in NETWORK_NAMES:
-            self.optimizers[name].build(self.networks.get(name).trainable_variables)
-        self._generator_step = tf.function(self._generator_step_impl)
-        self._discriminator_step = tf.function(self._discriminator_step_impl)
+        self._generator_phase = tf.function(self._generator_phase_impl)
+        self._discriminator_phase = tf.function(self._discriminator_phase_impl)
+        self._translate = tf.function(self._translate_impl)
 
-    # ----------------------------------------------------------------- steps
-    def _apply(self, name: str, loss_gradients: list[tf.Tensor]) -> None:
-        network = self.networks.get(name)
-        self.optimizers[name].apply_gradients(
-            zip(loss_gradients, network.trainable_variables, strict=True)
-        )
+    @property
+    def step(self) -> int:
+        """Number of completed training steps."""
+        return int(self.step_counter.numpy())
 
-    def _generator_step_impl(self, real_a: tf.Tensor, real_b: tf.Tensor):
+    def _variables(self, networks) -> list[tf.Variable]:
+        return [v for name in networks for v in self.networks.get(name).trainable_variables]
+
+    def _apply(self, gradients: dict[str, list[tf.Tensor]]) -> None:
+        """Applies each group whose networks all have gradients here, with its optimizer."""
+        for group, members in self.groups.items():
+            if all(name in gradients for name in members):
+                grads = [g for name in members for g in gradients[name]]
+                self.optimizers[group].apply_gradients(
+                    zip(grads, self._variables(members), strict=True)
+                )
+
+    # ----------------------------------------------------------------- phases
+    def _generator_phase_impl(self, real_a: tf.Tensor, real_b: tf.Tensor):
         cfg = self.train_config
         g_ab, g_ba = self.networks.generator_ab, self.networks.generator_ba
         d_a, d_b = self.networks.discriminator_a, self.networks.discriminator_b
@@ -160,56 +211,92 @@ class CycleGAN:
             else:
                 losses["identity_a"] = losses["identity_b"] = tf.constant(0.0)
             total = tf.add_n(list(losses.values()))
-        variables = g_ab.trainable_variables + g_ba.trainable_variables
-        gradients = tape.gradient(total, variables)
+        # Gradients w.r.t. the generators only: the discriminators are not trained on L_G.
+        grads = tape.gradient(total, self._variables(GENERATORS))
         split = len(g_ab.trainable_variables)
-        self._apply("generator_ab", gradients[:split])
-        self._apply("generator_ba", gradients[split:])
-        return fake_a, fake_b, losses
+        gradients = {"generator_ab": grads[:split], "generator_ba": grads[split:]}
+        if self.strategy != "single":
+            self._apply(gradients)
+        return fake_a, fake_b, losses, gradients
 
-    def _discriminator_step_impl(
-        self, real_a: tf.Tensor, real_b: tf.Tensor, fake_a: tf.Tensor, fake_b: tf.Tensor
-    ):
-        losses = {}
+    def _discriminator_phase_impl(self, real_a, real_b, fake_a, fake_b, generator_gradients):
+        losses, gradients = {}, dict(generator_gradients)
         for name, real, fake in (
             ("discriminator_a", real_a, fake_a),
             ("discriminator_b", real_b, fake_b),
         ):
             network = self.networks.get(name)
+            # `fake` is a constant here (pooled numpy images): L_D never reaches the generators.
             with tf.GradientTape() as tape:
                 loss = 0.5 * (
                     _mse(network(real, training=True), 1.0)
                     + _mse(network(fake, training=True), 0.0)
                 )
-            self._apply(name, tape.gradient(loss, network.trainable_variables))
+            gradients[name] = tape.gradient(loss, network.trainable_variables)
             losses[name] = loss
+        self._apply(gradients)
         return losses
 
+    def _translate_impl(self, real_a: tf.Tensor, real_b: tf.Tensor):
+        return (
+            self.networks.generator_ba(real_b, training=True),
+            self.networks.generator_ab(real_a, training=True),
+        )
+
     def generator_step(self, real_a: tf.Tensor, real_b: tf.Tensor):
-        """Updates both generators; returns (fake_a, fake_b, losses)."""
-        return self._generator_step(real_a, real_b)
+        """Generator phase; returns (fake_a, fake_b, losses, generator gradients).
 
-    def discriminator_step(self, real_a, real_b, fake_a, fake_b) -> dict[str, tf.Tensor]:
-        """Updates both discriminators on the given fakes; returns their losses."""
-        return self._discriminator_step(real_a, real_b, fake_a, fake_b)
+        Every strategy but `single` has applied the generator update when this returns.
+        """
+        return self._generator_phase(real_a, real_b)
 
-    def train_step(self, real_a: tf.Tensor, real_b: tf.Tensor) -> dict[str, float]:
+    def discriminator_step(
+        self, real_a, real_b, fake_a, fake_b, generator_gradients=None
+    ) -> dict[str, tf.Tensor]:
+        """Discriminator phase on the given fakes; returns the discriminator losses.
+
+        With `single`, pass the generator phase's gradients: the one optimizer applies them
+        together with the discriminators'.
+        """
+        if self.strategy == "single" and generator_gradients is None:
+            raise ValueError("strategy 'single' needs the generator phase's gradients")
+        if self.strategy != "single":
+            generator_gradients = {}
+        return self._discriminator_phase(real_a, real_b, fake_a, fake_b, generator_gradients)
+
+    def train_step(self, real_a, real_b, extra_batches=()) -> dict[str, float]:
         """One CycleGAN step; returns every loss term as a float.
+
+        Args:
+            real_a: Batch of domain A, float [-1, 1].
+            real_b: Batch of domain B.
+            extra_batches: `n_critic - 1` further (real_a, real_b) pairs for the extra
+                discriminator updates.
 
         Raises:
             TrainingDivergedError: If a loss is NaN or infinite.
         """
-        fake_a, fake_b, generator_losses = self.generator_step(real_a, real_b)
-        pooled_a = self.pool_a.query(fake_a.numpy())
-        pooled_b = self.pool_b.query(fake_b.numpy())
+        fake_a, fake_b, generator_losses, gradients = self.generator_step(real_a, real_b)
         discriminator_losses = self.discriminator_step(
-            real_a, real_b, tf.constant(pooled_a), tf.constant(pooled_b)
+            real_a,
+            real_b,
+            tf.constant(self.pool_a.query(fake_a.numpy())),
+            tf.constant(self.pool_b.query(fake_b.numpy())),
+            gradients,
         )
+        for extra_a, extra_b in extra_batches:
+            fake_a, fake_b = self._translate(extra_a, extra_b)
+            discriminator_losses = self.discriminator_step(
+                extra_a,
+                extra_b,
+                tf.constant(self.pool_a.query(fake_a.numpy())),
+                tf.constant(self.pool_b.query(fake_b.numpy())),
+            )
         losses = {k: float(v) for k, v in {**generator_losses, **discriminator_losses}.items()}
         for network, value in network_losses(losses).items():
             if not math.isfinite(value):
                 raise TrainingDivergedError(network, self.step, value)
-        self.step += 1
+        self.step_counter.assign_add(1)
         return losses
 
     def learning_rates(self, step: int | None = None) -> dict[str, float]:
@@ -218,11 +305,19 @@ class CycleGAN:
         return {
             name: learning_rate_at(
                 step,
-                self.train_config.optimizers.for_network(name),
+                self.train_config.optimizer.for_network(name),
                 self.train_config.schedule,
-                self.total_steps,
+                self.timeline,
             )
             for name in NETWORK_NAMES
+        }
+
+    def checkpoint_objects(self) -> dict[str, object]:
+        """The trackables of a training checkpoint (networks, optimizer slots, step)."""
+        return {
+            "step": self.step_counter,
+            **{name: self.networks.get(name) for name in NETWORK_NAMES},
+            **{f"optimizer_{group}": opt for group, opt in self.optimizers.items()},
         }
 
     def weights_fingerprint(self) -> str:

@@ -34,3 +34,14 @@ class ImagePool:
             else:
                 out.append(image)
         return np.stack(out)
+
+    def state(self) -> dict[str, object]:
+        """Everything needed to resume: stored images and the RNG state."""
+        images = np.stack(self._images) if self._images else np.zeros((0,), np.float32)
+        return {"images": images, "rng": self._rng.bit_generator.state}
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Restores what :meth:`state` returned."""
+        images = np.asarray(state["images"])
+        self._images = [image.copy() for image in images] if images.ndim == 4 else []
+        self._rng.bit_generator.state = state["rng"]

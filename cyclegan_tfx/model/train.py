@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -15,8 +19,10 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
+from cyclegan_tfx.model.checkpoints import TrainingCheckpoints
 from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
 from cyclegan_tfx.model.export import export_generators
+from cyclegan_tfx.model.schedules import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +46,15 @@ class TrainResult:
     weights_fingerprint: str
 
 
-def total_steps(examples: dict[str, int], epochs: float, batch_size: int) -> int:
-    """Steps of a run: an epoch is max(|A|, |B|) / batch_size steps (rounded up)."""
-    return math.ceil(epochs * max(examples.values()) / batch_size)
+def steps_per_epoch(examples: dict[str, int], batch_size: int) -> int:
+    """An epoch is max(|A|, |B|) / batch_size steps (rounded up)."""
+    return max(1, math.ceil(max(examples.values()) / batch_size))
+
+
+def checkpoint_key(train_files: list[str], trainer_config: dict[str, Any]) -> str:
+    """Identifies a training run: same inputs and settings resume the same checkpoints."""
+    payload = json.dumps({"files": sorted(train_files), "config": trainer_config}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _sample_grid(cyclegan: CycleGAN, real_a: np.ndarray, real_b: np.ndarray) -> np.ndarray:
@@ -73,8 +85,16 @@ def train_and_export(
     seed: int,
     run_dir: str | Path,
     export_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    on_step: Callable[[int], None] | None = None,
+    before_checkpoint_commit: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
+
+    With `checkpoint_dir`, the run saves a checkpoint every `train.checkpoint_every_steps`
+    steps and at every epoch end, resumes from the newest one when started again (unless
+    `train.restart`), and deletes them after a successful export. A resumed run reaches the
+    same weights as an uninterrupted one.
 
     Args:
         train_files: TFRecord files (optionally gzipped) of the train split, both domains.
@@ -84,6 +104,9 @@ def train_and_export(
         seed: Seeds weights, data order, flips and image pools.
         run_dir: Where logs, TensorBoard summaries, `losses.tsv` and sample grids go.
         export_dir: Where the serving SavedModel is written.
+        checkpoint_dir: Folder for this run's checkpoints, or None for none.
+        on_step: Called with the number of completed steps after each step (tests).
+        before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
 
     Returns:
         A summary of the run.
@@ -104,59 +127,120 @@ def train_and_export(
             f"no training images for domain(s) {empty} in {len(train_files)} file(s); "
             "check data/trainA and data/trainB"
         )
-    steps = total_steps(examples, train_cfg.epochs, train_cfg.batch_size)
+    per_epoch = steps_per_epoch(examples, train_cfg.batch_size)
+    timeline = Timeline.from_epochs(train_cfg.epochs, train_cfg.schedule.decay_epochs, per_epoch)
+    steps = timeline.total_steps
+    n_critic = train_cfg.optimizer.n_critic
     batch = min(train_cfg.batch_size, min(examples.values()))
-    logger.info("training %d steps on %s (batch %d)", steps, examples, batch)
-    cyclegan = CycleGAN(model_config, train_cfg, steps, seed=seed, image_size=size)
+    logger.info(
+        "training %d steps on %s (batch %d, strategy %s, n_critic %d)",
+        steps,
+        examples,
+        batch,
+        train_cfg.optimizer.strategy,
+        n_critic,
+    )
+    cyclegan = CycleGAN(model_config, train_cfg, timeline, seed=seed, image_size=size)
     stream_a = iter(data.training_stream(train_files, "A", size, batch, seed))
     stream_b = iter(data.training_stream(train_files, "B", size, batch, seed + 1))
     samples_a = np.stack(list(data.domain_images(train_files, "A", size).take(SAMPLE_COUNT)))
     samples_b = np.stack(list(data.domain_images(train_files, "B", size).take(SAMPLE_COUNT)))
-    steps_per_epoch = max(1, math.ceil(max(examples.values()) / train_cfg.batch_size))
+
+    history = _History()
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = TrainingCheckpoints(
+            checkpoint_dir,
+            {
+                **cyclegan.checkpoint_objects(),
+                "stream_a": stream_a,
+                "stream_b": stream_b,
+                "history": history.variable,
+            },
+            {"pool_a": cyclegan.pool_a, "pool_b": cyclegan.pool_b},
+            before_commit=before_checkpoint_commit,
+        )
+        if train_cfg.restart:
+            logger.info("train.restart is true: discarding checkpoints in %s", checkpoint_dir)
+            checkpoints.remove_all()
+        elif checkpoints.restore_latest() is not None:
+            history.reload()
+            logger.info("resuming at step %d of %d", cyclegan.step, steps)
 
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    columns = ["step", *NETWORK_NAMES, *(f"lr_{n}" for n in NETWORK_NAMES)]
     final: dict[str, float] = {}
     start = time.monotonic()
-    with open(run_dir / LOSSES_FILE, "w", newline="") as handle, writer.as_default():
-        tsv = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        tsv.writerow(columns)
-        for step in range(steps):
+    with writer.as_default():
+        for step in range(cyclegan.step, steps):
             rates = cyclegan.learning_rates(step)
-            losses = cyclegan.train_step(next(stream_a), next(stream_b))
+            extra = [(next(stream_a), next(stream_b)) for _ in range(n_critic - 1)]
+            losses = cyclegan.train_step(next(stream_a), next(stream_b), extra)
             per_network = network_losses(losses)
             final = {**per_network, **losses}
-            tsv.writerow(
-                [step + 1]
-                + [f"{per_network[n]:.6g}" for n in NETWORK_NAMES]
-                + [f"{rates[n]:.6g}" for n in NETWORK_NAMES]
-            )
-            for name, value in {**per_network, **losses}.items():
+            history.append(step + 1, per_network, rates)
+            for name, value in final.items():
                 tf.summary.scalar(f"loss/{name}", value, step=step + 1)
             for name, value in rates.items():
                 tf.summary.scalar(f"learning_rate/{name}", value, step=step + 1)
-            if (step + 1) % train_cfg.log_every_steps == 0 or step + 1 == steps:
+            done = step + 1
+            if done % train_cfg.log_every_steps == 0 or done == steps:
                 logger.info(
                     "step %d/%d (epoch %.2f) %s",
-                    step + 1,
+                    done,
                     steps,
-                    (step + 1) / steps_per_epoch,
+                    done / per_epoch,
                     "  ".join(
                         f"{n}: loss {per_network[n]:.4f} lr {rates[n]:.2e}" for n in NETWORK_NAMES
                     ),
                 )
-            if (step + 1) % steps_per_epoch == 0 or step + 1 == steps:
+            epoch_end = done % per_epoch == 0 or done == steps
+            if epoch_end:
                 grid = _sample_grid(cyclegan, samples_a, samples_b)
-                tf.summary.image("samples", grid[None], step=step + 1)
+                tf.summary.image("samples", grid[None], step=done)
                 (run_dir / SAMPLES_FILE).write_bytes(png_bytes(grid))
-    if steps == 0:
+            if checkpoints is not None and (
+                epoch_end or done % train_cfg.checkpoint_every_steps == 0
+            ):
+                checkpoints.save(done)
+            if on_step is not None:
+                on_step(done)
+    if not (run_dir / SAMPLES_FILE).exists():
         (run_dir / SAMPLES_FILE).write_bytes(
             png_bytes(_sample_grid(cyclegan, samples_a, samples_b))
         )
+    history.write_tsv(run_dir / LOSSES_FILE)
     seconds = time.monotonic() - start
     export_generators(
         cyclegan.networks.generator_ab, cyclegan.networks.generator_ba, size, export_dir
     )
+    if checkpoints is not None:
+        checkpoints.remove_all()
     fingerprint = cyclegan.weights_fingerprint()
     logger.info("trained %d steps in %.1f s; weights %s", steps, seconds, fingerprint)
     return TrainResult(steps, examples, final, seconds, fingerprint)
+
+
+class _History:
+    """Per-step losses and learning rates; `variable` carries them in checkpoints."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+        self.variable = tf.Variable("", dtype=tf.string, trainable=False)
+
+    def append(self, step: int, losses: dict[str, float], rates: dict[str, float]) -> None:
+        row = [str(step), *(f"{losses[n]:.6g}" for n in NETWORK_NAMES)]
+        row += [f"{rates[n]:.6g}" for n in NETWORK_NAMES]
+        self.rows.append(row)
+        self.variable.assign("\n".join("\t".join(r) for r in self.rows))
+
+    def reload(self) -> None:
+        """Re-reads the rows from the (just restored) variable."""
+        text = self.variable.numpy().decode()
+        self.rows = [line.split("\t") for line in text.splitlines()] if text else []
+
+    def write_tsv(self, path: Path) -> None:
+        columns = ["step", *NETWORK_NAMES, *(f"lr_{n}" for n in NETWORK_NAMES)]
+        with open(path, "w", newline="") as handle:
+            tsv = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            tsv.writerow(columns)
+            tsv.writerows(self.rows)
