@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -228,3 +229,14 @@ def test_same_seed_same_weights(tmp_path, strategy):
         gan.train_step(_batch(0), _batch(1))
         gan.train_step(_batch(2), _batch(3))
     assert first.weights_fingerprint() == second.weights_fingerprint()
+
+
+def test_mixed_precision_computes_in_bfloat16_with_float32_weights(tmp_path):
+    gan = _gan(tmp_path, mixed_precision=True)
+    generator = gan.networks.generator_ab
+    assert generator.get_layer("in_conv").compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in generator.trainable_variables)
+    assert generator(_batch(0)).dtype == tf.float32
+    losses = gan.train_step(_batch(0), _batch(1))
+    assert all(math.isfinite(v) for v in losses.values())
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was

@@ -105,3 +105,12 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(tmp_path):
     assert "fid_a2b" in metrics and "examples_total" in metrics
     _run([DVC, "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert (tmp_path / "plots" / "index.html").is_file()
+
+    # An experiment with another optimizer strategy re-runs only the pipeline stage.
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "baseline"], repo)
+    experiment = _run([DVC, "exp", "run", "-S", "train.optimizer.strategy=joint"], repo)
+    assert "Running stage 'pipeline'" in experiment.stdout
+    assert "Running stage 'preprocess'" not in experiment.stdout
+    table = _run([DVC, "exp", "show", "--json"], repo).stdout
+    assert '"joint"' in table

@@ -33,7 +33,7 @@ from cyclegan_tfx.model.train import train_and_export
 args = json.loads(sys.argv[1])
 config = tiny_config(Path(args["root"]), epochs=args["epochs"], checkpoint_every_steps=2)
 
-def on_step(done):
+def on_step(done, model):
     if done == args.get("kill_after_step"):
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -139,6 +139,6 @@ def test_restart_ignores_existing_checkpoints(records, uninterrupted, tmp_path):
         tmp_path / "run",
         tmp_path / "export",
         checkpoint_dir=tmp_path / "checkpoints",
-        on_step=lambda done: None,
+        on_step=lambda done, model: None,
     )
     assert result.weights_fingerprint == uninterrupted

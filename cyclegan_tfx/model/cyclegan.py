@@ -83,14 +83,27 @@ class Networks:
         return getattr(self, name)
 
 
-def build_networks(config: ModelConfig, image_size: int | None = None) -> Networks:
-    """Builds the two generators and two discriminators (seed with keras.utils first)."""
-    return Networks(
-        generator_ab=build_generator(config, "generator_ab", image_size),
-        generator_ba=build_generator(config, "generator_ba", image_size),
-        discriminator_a=build_discriminator(config, "discriminator_a", image_size),
-        discriminator_b=build_discriminator(config, "discriminator_b", image_size),
-    )
+def build_networks(
+    config: ModelConfig, image_size: int | None = None, mixed_precision: bool = False
+) -> Networks:
+    """Builds the two generators and two discriminators (seed with keras.utils first).
+
+    With `mixed_precision`, layers compute in bfloat16 and keep float32 weights; the output
+    layers stay float32, so losses and exported outputs are float32. bfloat16 has float32's
+    range, so no loss scaling is needed (unlike float16).
+    """
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        return Networks(
+            generator_ab=build_generator(config, "generator_ab", image_size),
+            generator_ba=build_generator(config, "generator_ba", image_size),
+            discriminator_a=build_discriminator(config, "discriminator_a", image_size),
+            discriminator_b=build_discriminator(config, "discriminator_b", image_size),
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def network_losses(losses: dict[str, float]) -> dict[str, float]:
@@ -106,6 +119,14 @@ def network_losses(losses: dict[str, float]) -> dict[str, float]:
         "discriminator_a": losses["discriminator_a"],
         "discriminator_b": losses["discriminator_b"],
     }
+
+
+def select_distribution() -> tf.distribute.Strategy:
+    """MirroredStrategy when several GPUs are visible, else the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def update_groups(strategy: str) -> dict[str, tuple[str, ...]]:
@@ -129,6 +150,8 @@ class CycleGAN:
         timeline: Timeline | int,
         seed: int,
         image_size: int | None = None,
+        jit_compile: bool = False,
+        distribution: tf.distribute.Strategy | None = None,
     ) -> None:
         """Builds networks and optimizers deterministically from `seed`.
 
@@ -139,13 +162,36 @@ class CycleGAN:
                 steps with `train.schedule.decay_epochs` ignored (decay over the whole run).
             seed: Seeds weights (keras.utils.set_random_seed) and the image pools.
             image_size: Static image size of the networks' inputs, or None.
+            jit_compile: Compile the step functions with XLA.
+            distribution: tf.distribute strategy; default: :func:`select_distribution`.
+                Batches passed to the step functions are global batches; they are split
+                evenly over the replicas and the gradients summed (losses are scaled by
+                1 / replicas, so the update equals the single-device one).
         """
         if isinstance(timeline, int):
             timeline = Timeline(timeline, timeline)
         keras.utils.set_random_seed(seed)
         self.train_config = train_config
         self.timeline = timeline
-        self.networks = build_networks(model_config, image_size)
+        self.distribution = distribution or select_distribution()
+        self.replicas = self.distribution.num_replicas_in_sync
+        with self.distribution.scope():
+            self._build(model_config, train_config, timeline, image_size)
+        self.pool_a = ImagePool(train_config.pool_size, seed=seed + 1)  # history of fake A
+        self.pool_b = ImagePool(train_config.pool_size, seed=seed + 2)  # history of fake B
+
+        def distributed(function):
+            def run(*args):
+                return self.distribution.run(function, args=args)
+
+            return tf.function(run, jit_compile=jit_compile)
+
+        self._generator_phase = distributed(self._generator_phase_impl)
+        self._discriminator_phase = distributed(self._discriminator_phase_impl)
+        self._translate = distributed(self._translate_impl)
+
+    def _build(self, model_config, train_config, timeline, image_size) -> None:
+        self.networks = build_networks(model_config, image_size, train_config.mixed_precision)
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         setup = train_config.optimizer
         self.strategy = setup.strategy
@@ -167,11 +213,6 @@ class CycleGAN:
         self.optimizer_of = {
             network: group for group, members in self.groups.items() for network in members
         }
-        self.pool_a = ImagePool(train_config.pool_size, seed=seed + 1)  # history of fake A
-        self.pool_b = ImagePool(train_config.pool_size, seed=seed + 2)  # history of fake B
-        self._generator_phase = tf.function(self._generator_phase_impl)
-        self._discriminator_phase = tf.function(self._discriminator_phase_impl)
-        self._translate = tf.function(self._translate_impl)
 
     @property
     def step(self) -> int:
@@ -210,7 +251,8 @@ class CycleGAN:
                 losses["identity_a"] = weight * _l1(g_ba(real_a, training=True), real_a)
             else:
                 losses["identity_a"] = losses["identity_b"] = tf.constant(0.0)
-            total = tf.add_n(list(losses.values()))
+            # Per-replica mean / replicas: the summed replica gradients are the global mean's.
+            total = tf.add_n(list(losses.values())) / self.replicas
         # Gradients w.r.t. the generators only: the discriminators are not trained on L_G.
         grads = tape.gradient(total, self._variables(GENERATORS))
         split = len(g_ab.trainable_variables)
@@ -232,7 +274,8 @@ class CycleGAN:
                     _mse(network(real, training=True), 1.0)
                     + _mse(network(fake, training=True), 0.0)
                 )
-            gradients[name] = tape.gradient(loss, network.trainable_variables)
+                scaled = loss / self.replicas
+            gradients[name] = tape.gradient(scaled, network.trainable_variables)
             losses[name] = loss
         self._apply(gradients)
         return losses
@@ -243,17 +286,56 @@ class CycleGAN:
             self.networks.generator_ab(real_a, training=True),
         )
 
-    def generator_step(self, real_a: tf.Tensor, real_b: tf.Tensor):
-        """Generator phase; returns (fake_a, fake_b, losses, generator gradients).
+    # ------------------------------------------------------- distribution helpers
+    def _split(self, batch):
+        """Global batch (tensor or numpy) -> per-replica values (identity on one replica)."""
+        if self.replicas == 1:
+            return tf.convert_to_tensor(batch)
+        batch = tf.convert_to_tensor(batch)
+        size = int(batch.shape[0])
+        if size % self.replicas:
+            raise ValueError(
+                f"train.batch_size {size} must be divisible by the {self.replicas} replicas"
+            )
+        local = size // self.replicas
+        return self.distribution.experimental_distribute_values_from_function(
+            lambda context: batch[
+                context.replica_id_in_sync_group * local : (context.replica_id_in_sync_group + 1)
+                * local
+            ]
+        )
 
-        Every strategy but `single` has applied the generator update when this returns.
+    def _gather(self, value) -> np.ndarray:
+        """Per-replica batch -> global numpy batch, in replica order."""
+        if self.replicas == 1:
+            return value.numpy()
+        return self.distribution.gather(value, axis=0).numpy()
+
+    def _mean(self, losses: dict) -> dict[str, float]:
+        if self.replicas == 1:
+            return {k: float(v) for k, v in losses.items()}
+        return {
+            k: float(self.distribution.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None))
+            for k, v in losses.items()
+        }
+
+    # ------------------------------------------------------------- public steps
+    def generator_step(self, real_a, real_b):
+        """Generator phase on global batches; returns (fake_a, fake_b, losses, gradients).
+
+        Fakes are global numpy batches, losses floats; gradients are the (per-replica) values
+        the `single` strategy passes on to :meth:`discriminator_step`. Every strategy but
+        `single` has applied the generator update when this returns.
         """
-        return self._generator_phase(real_a, real_b)
+        fake_a, fake_b, losses, gradients = self._generator_phase(
+            self._split(real_a), self._split(real_b)
+        )
+        return self._gather(fake_a), self._gather(fake_b), self._mean(losses), gradients
 
     def discriminator_step(
         self, real_a, real_b, fake_a, fake_b, generator_gradients=None
-    ) -> dict[str, tf.Tensor]:
-        """Discriminator phase on the given fakes; returns the discriminator losses.
+    ) -> dict[str, float]:
+        """Discriminator phase on the given global batches; returns the discriminator losses.
 
         With `single`, pass the generator phase's gradients: the one optimizer applies them
         together with the discriminators'.
@@ -262,14 +344,21 @@ class CycleGAN:
             raise ValueError("strategy 'single' needs the generator phase's gradients")
         if self.strategy != "single":
             generator_gradients = {}
-        return self._discriminator_phase(real_a, real_b, fake_a, fake_b, generator_gradients)
+        losses = self._discriminator_phase(
+            self._split(real_a),
+            self._split(real_b),
+            self._split(fake_a),
+            self._split(fake_b),
+            generator_gradients,
+        )
+        return self._mean(losses)
 
     def train_step(self, real_a, real_b, extra_batches=()) -> dict[str, float]:
         """One CycleGAN step; returns every loss term as a float.
 
         Args:
-            real_a: Batch of domain A, float [-1, 1].
-            real_b: Batch of domain B.
+            real_a: Global batch of domain A, float [-1, 1].
+            real_b: Global batch of domain B.
             extra_batches: `n_critic - 1` further (real_a, real_b) pairs for the extra
                 discriminator updates.
 
@@ -278,21 +367,17 @@ class CycleGAN:
         """
         fake_a, fake_b, generator_losses, gradients = self.generator_step(real_a, real_b)
         discriminator_losses = self.discriminator_step(
-            real_a,
-            real_b,
-            tf.constant(self.pool_a.query(fake_a.numpy())),
-            tf.constant(self.pool_b.query(fake_b.numpy())),
-            gradients,
+            real_a, real_b, self.pool_a.query(fake_a), self.pool_b.query(fake_b), gradients
         )
         for extra_a, extra_b in extra_batches:
-            fake_a, fake_b = self._translate(extra_a, extra_b)
+            fake_a, fake_b = self._translate(self._split(extra_a), self._split(extra_b))
             discriminator_losses = self.discriminator_step(
                 extra_a,
                 extra_b,
-                tf.constant(self.pool_a.query(fake_a.numpy())),
-                tf.constant(self.pool_b.query(fake_b.numpy())),
+                self.pool_a.query(self._gather(fake_a)),
+                self.pool_b.query(self._gather(fake_b)),
             )
-        losses = {k: float(v) for k, v in {**generator_losses, **discriminator_losses}.items()}
+        losses = {**generator_losses, **discriminator_losses}
         for network, value in network_losses(losses).items():
             if not math.isfinite(value):
                 raise TrainingDivergedError(network, self.step, value)

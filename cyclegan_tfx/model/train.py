@@ -86,7 +86,7 @@ def train_and_export(
     run_dir: str | Path,
     export_dir: str | Path,
     checkpoint_dir: str | Path | None = None,
-    on_step: Callable[[int], None] | None = None,
+    on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
@@ -105,7 +105,8 @@ def train_and_export(
         run_dir: Where logs, TensorBoard summaries, `losses.tsv` and sample grids go.
         export_dir: Where the serving SavedModel is written.
         checkpoint_dir: Folder for this run's checkpoints, or None for none.
-        on_step: Called with the number of completed steps after each step (tests).
+        on_step: Called after each step with the number of completed steps and the model
+            (monitoring, e.g. FID during training in `cyclegan_tfx.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
 
     Returns:
@@ -203,7 +204,7 @@ def train_and_export(
             ):
                 checkpoints.save(done)
             if on_step is not None:
-                on_step(done)
+                on_step(done, cyclegan)
     if not (run_dir / SAMPLES_FILE).exists():
         (run_dir / SAMPLES_FILE).write_bytes(
             png_bytes(_sample_grid(cyclegan, samples_a, samples_b))

@@ -1,0 +1,250 @@
+"""Compare optimizer strategies on the same data, seed and budget (`make compare`).
+
+For each strategy it trains the CycleGAN (same code as the TFX Trainer, outside the pipeline),
+measures FID both ways on the test split every `--eval-every` epochs with the gate's backbone,
+and reports final FID, KID, wall time and final losses:
+
+- `reports/optimizer_comparison.md` (table) and `.json`,
+- `reports/fid_over_training.tsv` (one column per strategy and direction) and `.svg` (chart).
+
+Usage: python -m cyclegan_tfx.compare [--params params.yaml] [--epochs 10] [--eval-every 2]
+       [--strategies independent joint ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.fid.backbone import Backbone, load_backbone
+from cyclegan_tfx.fid.distance import FeatureStats, fid_from_stats, kernel_inception_distance
+from cyclegan_tfx.model import data
+from cyclegan_tfx.model.cyclegan import CycleGAN
+from cyclegan_tfx.model.schedules import Timeline
+from cyclegan_tfx.model.train import steps_per_epoch, train_and_export
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("independent", "shared_schedule", "joint", "single")
+REPORT_MD = "optimizer_comparison.md"
+REPORT_JSON = "optimizer_comparison.json"
+CURVE_TSV = "fid_over_training.tsv"
+CURVE_SVG = "fid_over_training.svg"
+
+
+class _TestSet:
+    """Test images and the backbone features of the real ones (computed once)."""
+
+    def __init__(self, files: list[str], image_size: int, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.images = {
+            d: np.stack(list(data.domain_images(files, d, image_size))) for d in ("A", "B")
+        }
+        self.real_features = {d: backbone(images) for d, images in self.images.items()}
+
+    def scores(self, cyclegan: CycleGAN) -> dict[str, float]:
+        """FID and KID per direction of the current generators."""
+        result = {}
+        for direction, source, target, generator in (
+            ("a2b", "A", "B", cyclegan.networks.generator_ab),
+            ("b2a", "B", "A", cyclegan.networks.generator_ba),
+        ):
+            fake = data.to_uint8(generator(data.to_float(self.images[source]), training=False))
+            features = self.backbone(fake.numpy())
+            real = self.real_features[target]
+            result[f"fid_{direction}"] = fid_from_stats(
+                FeatureStats.from_features(features), FeatureStats.from_features(real)
+            )
+            kid, kid_std = kernel_inception_distance(features, real, num_subsets=50)
+            result[f"kid_{direction}"], result[f"kid_{direction}_std"] = kid, kid_std
+        return result
+
+
+def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
+    optimizer = dataclasses.replace(config.train.optimizer, strategy=strategy)
+    schedule = dataclasses.replace(
+        config.train.schedule, decay_epochs=min(config.train.schedule.decay_epochs, epochs)
+    )
+    train = dataclasses.replace(config.train, optimizer=optimizer, epochs=epochs, schedule=schedule)
+    return config.replace(train=train)
+
+
+def compare(
+    config: Config, strategies: list[str], epochs: float, eval_every_epochs: float
+) -> dict[str, Any]:
+    """Trains every strategy and returns the curves and final scores."""
+    preprocessed = config.paths.resolve("preprocessed")
+    train_files = sorted(str(p) for p in (preprocessed / "train").glob("*.tfrecord"))
+    test_files = sorted(str(p) for p in (preprocessed / "test").glob("*.tfrecord"))
+    if not train_files or not test_files:
+        raise FileNotFoundError(
+            f"no TFRecords under {preprocessed}; run `dvc repro preprocess` first"
+        )
+    size = config.preprocess.image_size
+    test_set = _TestSet(test_files, size, load_backbone(config.evaluate.backbone))
+    per_epoch = steps_per_epoch(data.count_domains(train_files), config.train.batch_size)
+    eval_every = max(1, round(eval_every_epochs * per_epoch))
+    total = Timeline.from_epochs(epochs, 0, per_epoch).total_steps
+    results: dict[str, Any] = {"epochs": epochs, "steps_per_epoch": per_epoch, "runs": {}}
+    for strategy in strategies:
+        run_config = _strategy_config(config, strategy, epochs)
+        curve: list[dict[str, float]] = []
+
+        def monitor(done: int, cyclegan: CycleGAN, curve=curve, name=strategy) -> None:
+            if done % eval_every == 0 or done == total:
+                curve.append({"step": done, **test_set.scores(cyclegan)})
+                logger.info("%s step %d: %s", name, done, curve[-1])
+
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory() as scratch:
+            result = train_and_export(
+                train_files,
+                run_config.model,
+                run_config.train,
+                size,
+                run_config.seed,
+                Path(scratch) / "run",
+                Path(scratch) / "export",
+                on_step=monitor,
+            )
+        wall = time.monotonic() - started
+        final = curve[-1] if curve and curve[-1]["step"] == result.steps else None
+        results["runs"][strategy] = {
+            "steps": result.steps,
+            "wall_seconds": wall,
+            "final_losses": {k: result.final_losses[k] for k in sorted(result.final_losses)},
+            "final": final,
+            "curve": curve,
+        }
+    results["backbone"] = test_set.backbone.name
+    return results
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"Budget: {results['epochs']:g} epochs x {results['steps_per_epoch']} steps, same seed "
+        f"and data for every strategy; FID/KID on the test split with backbone "
+        f"`{results['backbone']}` (not comparable with published FIDs).",
+        "",
+        "| strategy | FID A→B | FID B→A | KID A→B | KID B→A | wall time (s) | final losses "
+        "G_AB / G_BA / D_A / D_B |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for strategy, run in results["runs"].items():
+        final, losses = run["final"] or {}, run["final_losses"]
+        losses_text = " / ".join(
+            f"{losses[n]:.3f}"
+            for n in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+        )
+        lines.append(
+            f"| {strategy} | {final.get('fid_a2b', float('nan')):.2f} | "
+            f"{final.get('fid_b2a', float('nan')):.2f} | {final.get('kid_a2b', float('nan')):.4f}"
+            f" | {final.get('kid_b2a', float('nan')):.4f} | {run['wall_seconds']:.0f} | "
+            f"{losses_text} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _curve_table(results: dict[str, Any]) -> tuple[list[str], list[list[float]]]:
+    columns = ["step"] + [
+        f"fid_{direction}_{strategy}" for strategy in results["runs"] for direction in DIRECTIONS
+    ]
+    steps = sorted({p["step"] for run in results["runs"].values() for p in run["curve"]})
+    rows = []
+    for step in steps:
+        row = [float(step)]
+        for strategy in results["runs"]:
+            point = next((p for p in results["runs"][strategy]["curve"] if p["step"] == step), {})
+            row += [point.get(f"fid_{d}", float("nan")) for d in DIRECTIONS]
+        rows.append(row)
+    return columns, rows
+
+
+def _svg(columns: list[str], rows: list[list[float]], width: int = 720, height: int = 360) -> str:
+    """A dependency-free line chart: one polyline per column after `step`."""
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    margin = 50
+    values = [v for row in rows for v in row[1:] if np.isfinite(v)]
+    if not rows or not values:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"/>'
+    x_max = max(row[0] for row in rows) or 1.0
+    y_max = max(values) * 1.05 or 1.0
+
+    def point(x: float, y: float) -> str:
+        px = margin + x / x_max * (width - 2 * margin)
+        py = height - margin - y / y_max * (height - 2 * margin)
+        return f"{px:.1f},{py:.1f}"
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{margin}" y="20">FID over training (lower is better)</text>',
+        f'<line x1="{margin}" y1="{height - margin}" x2="{width - margin}" '
+        f'y2="{height - margin}" stroke="black"/>',
+        f'<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>',
+        f'<text x="{width - margin}" y="{height - margin + 20}" text-anchor="end">'
+        f"step (max {x_max:g})</text>",
+        f'<text x="5" y="{margin}">{y_max:.0f}</text>',
+    ]
+    for index, name in enumerate(columns[1:], start=1):
+        colour = colours[(index - 1) % len(colours)]
+        dash = "" if name.startswith("fid_a2b") else ' stroke-dasharray="5,3"'
+        points = " ".join(point(row[0], row[index]) for row in rows if np.isfinite(row[index]))
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>'
+        )
+        parts.append(
+            f'<text x="{width - margin + 5 - 160}" y="{margin + 14 * index}" fill="{colour}">'
+            f"{name}</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def write_reports(results: dict[str, Any], out_dir: Path) -> None:
+    """Writes the table, the JSON and the FID curves."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_MD).write_text("# Optimizer strategies compared\n\n" + _markdown(results))
+    (out_dir / REPORT_JSON).write_text(json.dumps(results, indent=2) + "\n")
+    columns, rows = _curve_table(results)
+    tsv = ["\t".join(columns)] + ["\t".join(f"{v:.6g}" for v in row) for row in rows]
+    (out_dir / CURVE_TSV).write_text("\n".join(tsv) + "\n")
+    (out_dir / CURVE_SVG).write_text(_svg(columns, rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--epochs", type=float, default=10.0, help="budget per strategy")
+    parser.add_argument("--eval-every", type=float, default=2.0, help="epochs between FIDs")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = load_config(args.params)
+        results = compare(config, args.strategies, args.epochs, args.eval_every)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out_dir = config.paths.resolve("reports")
+    write_reports(results, out_dir)
+    print(_markdown(results))
+    print(f"reports in {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    tf.get_logger().setLevel("ERROR")
+    sys.exit(main())
