@@ -187,6 +187,7 @@ class TrainConfig:
     schedule: ScheduleConfig
     checkpoint_every_steps: int = 100
     restart: bool = False
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")

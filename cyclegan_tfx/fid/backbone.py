@@ -15,11 +15,14 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from cyclegan_tfx.config import BackboneConfig
+
+if TYPE_CHECKING:
+    from cyclegan_tfx.fid.download import ArchiveSpec
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +32,17 @@ INCEPTION_SHA256 = "009d6814d1bc560d4e7b236e170e9b2d5ca6f4b57bd8037f6db057762044
 INCEPTION_SIZE = 95_673_916
 STANDARD_NAME = "inception-2015-12-05"
 WEIGHTS_ENV_VAR = "CYCLEGAN_TFX_INCEPTION_WEIGHTS"
+# pytorch-fid's port of the same network. Not supported: reading it needs PyTorch (not a
+# dependency) and a second architecture; the TF graph above is the reference it was ported from.
+PYTORCH_FID_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+PYTORCH_FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+PYTORCH_FID_SIZE = 95_628_359
 
 # TTUR's fid.py imports the graph under the name "FID_Inception_Net", feeds float images in
-# [0, 255] of any size to "ExpandDims:0" (the batch-of-one expansion of the decoded JPEG, just
-# before the graph's own ResizeBilinear to 299x299 and (x - 128) / 128 scaling) and reads the
-# 2048-d average pool "pool_3:0" ([N, 1, 1, 2048]), not the following batch-1 reshape.
+# [0, 255] (the uint8 values cast to float, NOT rescaled) of any size to "ExpandDims:0" (the
+# batch-of-one expansion of the decoded JPEG, just before the graph's own ResizeBilinear to
+# 299x299 and (x - 128) / 128 scaling) and reads the 2048-d average pool "pool_3:0"
+# ([N, 1, 1, 2048]), not the following batch-1 reshape. This module does exactly the same.
 # TTUR patches static shapes to allow N > 1; here the input is replaced through `input_map`
 # by a [None, None, None, 3] tensor, so shapes are re-inferred for any batch size.
 GRAPH_INPUT_TENSOR = "ExpandDims:0"
@@ -193,6 +202,14 @@ def standard_inception_backbone(
     if not pb_path.is_file():
         raise WeightsError(f"FID Inception graph not found: {pb_path}")
     actual_sha256 = file_sha256(pb_path)
+    if pb_path.suffix == ".pth" or actual_sha256 == PYTORCH_FID_SHA256:
+        raise WeightsError(
+            f"{pb_path}: pytorch-fid weights ({PYTORCH_FID_FILENAME}, {PYTORCH_FID_SIZE:,} bytes, "
+            f"SHA-256 {PYTORCH_FID_SHA256}) are not supported: they need PyTorch, which this "
+            f"project does not install. Use TTUR's TensorFlow graph {INCEPTION_FILENAME} "
+            f"({INCEPTION_SIZE:,} bytes, SHA-256 {INCEPTION_SHA256}) from {INCEPTION_URL}, which "
+            "the pytorch-fid weights were converted from"
+        )
     if expected_sha256 is not None and actual_sha256 != expected_sha256.lower():
         raise WeightsError(
             f"{pb_path}: SHA-256 mismatch: expected {expected_sha256.lower()}, got "
@@ -356,38 +373,54 @@ def load_backbone(
     *,
     batch_size: int = 16,
     expected_sha256: str | None = INCEPTION_SHA256,
+    archive: ArchiveSpec | None = None,
 ) -> BatchedBackbone:
     """Returns the standard FID backbone if its weights are found, else the fallback.
 
-    Resolution order: see :func:`resolve_inception_weights`. The standard graph's SHA-256 is
-    verified; without it, the fallback backbone (:func:`fallback_backbone` with
-    `config.fallback_seed`) is used and a loud warning is logged.
+    Resolution order: `config.inception_weights`, the env var CYCLEGAN_TFX_INCEPTION_WEIGHTS,
+    `<config.cache_dir>/classify_image_graph_def.pb` (see :func:`resolve_inception_weights`),
+    then, only when `config.download` is true, a download from the canonical URL into the cache
+    dir (:func:`cyclegan_tfx.fid.download.download_inception`). The graph's SHA-256 is verified
+    before use. Without weights and without `download`, the fallback backbone
+    (:func:`fallback_backbone` with `config.fallback_seed`) is used and a loud warning is
+    logged; nothing touches the network.
 
     Args:
         config: The backbone section of params.yaml.
         env: Environment variables; defaults to `os.environ`.
         batch_size: Images per forward call.
         expected_sha256: Required SHA-256 of the graph; None skips the check (tests only).
+        archive: What to download when `config.download` is true; defaults to the official
+            archive (tests inject a local URL and their own sizes and hashes).
 
     Returns:
         The backbone; check its `name` and `is_standard`.
 
     Raises:
-        WeightsError: If configured weights are missing or fail the hash check.
+        WeightsError: If configured weights are missing or fail the hash check, or the opt-in
+            download fails (:class:`cyclegan_tfx.fid.download.DownloadError`).
     """
     path, looked = resolve_inception_weights(config, env)
+    cached = Path(config.cache_dir).expanduser() / INCEPTION_FILENAME
+    if path is None and config.download:
+        from cyclegan_tfx.fid import download
+
+        path = download.download_inception(
+            config.cache_dir, archive if archive is not None else download.STANDARD_ARCHIVE
+        )
     if path is not None:
         return standard_inception_backbone(
             path, expected_sha256=expected_sha256, batch_size=batch_size
         )
-    cached = Path(config.cache_dir).expanduser() / INCEPTION_FILENAME
     logger.warning(
         "\n%s\nSTANDARD FID INCEPTION WEIGHTS NOT FOUND: using the FALLBACK backbone "
         "(InceptionV3 with random weights, seed %d).\nFIDs from it are consistent between runs "
         "but NOT comparable with published FIDs.\nLooked in: params "
-        "evaluate.backbone.inception_weights (empty), env var %s (unset), %s.\nTo use the "
-        "standard weights: download %s, extract %s and put it at %s (or set "
-        "evaluate.backbone.inception_weights in params.yaml or the env var %s).\n%s",
+        "evaluate.backbone.inception_weights (empty), env var %s (unset), %s; downloading is "
+        "off (evaluate.backbone.download: false).\nTo use the standard weights: set "
+        "evaluate.backbone.download: true (needs network), or download %s, extract %s and put "
+        "it at %s (or set evaluate.backbone.inception_weights in params.yaml or the env var "
+        "%s).\n%s",
         "=" * 80,
         config.fallback_seed,
         WEIGHTS_ENV_VAR,

@@ -172,6 +172,117 @@ class FeatureStats:
             return cls(int(data["count"]), data["feature_sum"], data["outer_sum"])
 
 
+@dataclasses.dataclass(eq=False)
+class FeatureSample:
+    """A bounded, mergeable sample of feature rows for KID: the rows with the smallest keys.
+
+    Each row comes with a key (e.g. the hex SHA-256 of its image). The sample keeps the
+    `capacity` rows with the smallest keys ("bottom-k" sampling): the same rows however the data
+    was split, ordered and merged, and a uniform random sample when the keys behave like random
+    numbers (content hashes do). The truncated sample is in key order, so it is reproducible.
+    Mutable like :class:`FeatureStats`: :meth:`add` and :meth:`merge` work in place. To keep
+    adds cheap the sample may hold up to 2 * capacity rows in any order between truncations;
+    call :meth:`truncated` before reading `keys` / `rows`.
+
+    Attributes:
+        capacity: Maximum number of rows kept.
+        keys: The rows' keys, a str array [n].
+        rows: The feature rows, float64 [n, D].
+    """
+
+    capacity: int
+    keys: np.ndarray
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        if isinstance(self.capacity, bool) or int(self.capacity) != self.capacity:
+            raise ValueError(f"capacity must be an integer, got {self.capacity!r}")
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
+        self.capacity = int(self.capacity)
+        self.keys = np.asarray(self.keys, dtype=str).reshape(-1)
+        self.rows = np.asarray(self.rows, dtype=np.float64)
+        if self.rows.ndim != 2 or self.rows.shape[0] != self.keys.shape[0]:
+            raise ValueError(
+                f"rows must be [n, D] with one key per row, got {self.rows.shape} rows and "
+                f"{self.keys.shape[0]} keys"
+            )
+        self._shrink(2 * self.capacity)
+
+    @classmethod
+    def empty(cls, capacity: int, dim: int) -> FeatureSample:
+        """Returns an empty sample of rows of dimension `dim`."""
+        if dim < 1:
+            raise ValueError(f"feature dimension must be >= 1, got {dim}")
+        return cls(capacity, np.empty(0, dtype=str), np.empty((0, dim)))
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension D."""
+        return self.rows.shape[1]
+
+    def __len__(self) -> int:
+        """Number of rows the final (truncated) sample has."""
+        return min(self.keys.shape[0], self.capacity)
+
+    def _shrink(self, limit: int) -> None:
+        """Keeps the `capacity` smallest keys, sorted, once more than `limit` rows are held."""
+        if self.keys.shape[0] > limit:
+            order = np.argsort(self.keys, kind="stable")[: self.capacity]
+            self.keys, self.rows = self.keys[order], self.rows[order]
+
+    def add(self, keys: list[str] | np.ndarray, rows: np.ndarray) -> FeatureSample:
+        """Adds rows with their keys, in place.
+
+        Args:
+            keys: One key per row (str).
+            rows: Array [n, D].
+
+        Returns:
+            This instance, updated.
+
+        Raises:
+            ValueError: If shapes do not match or rows are not finite.
+        """
+        keys = np.asarray(keys, dtype=str).reshape(-1)
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.dim or rows.shape[0] != keys.shape[0]:
+            raise ValueError(
+                f"need [n, {self.dim}] rows and n keys, got rows {rows.shape} and "
+                f"{keys.shape[0]} keys"
+            )
+        if not np.isfinite(rows).all():
+            raise ValueError("features contain NaN or inf")
+        self.keys = np.concatenate([self.keys, keys])
+        self.rows = np.concatenate([self.rows, rows])
+        self._shrink(2 * self.capacity)
+        return self
+
+    def merge(self, *others: FeatureSample) -> FeatureSample:
+        """Adds the rows of `others` into this sample, in place (others are unchanged)."""
+        for other in others:
+            if other.dim != self.dim:
+                raise ValueError(f"cannot merge a sample of dimension {other.dim} into {self.dim}")
+            self.keys = np.concatenate([self.keys, other.keys])
+            self.rows = np.concatenate([self.rows, other.rows])
+            self._shrink(2 * self.capacity)
+        return self
+
+    def truncated(self) -> FeatureSample:
+        """Cuts this sample to its `capacity` smallest keys, sorted by key, in place.
+
+        Returns:
+            This instance, with at most `capacity` rows in key order.
+        """
+        order = np.argsort(self.keys, kind="stable")[: self.capacity]
+        self.keys, self.rows = self.keys[order], self.rows[order]
+        return self
+
+    def copy(self) -> FeatureSample:
+        """Returns an independent copy."""
+        return FeatureSample(self.capacity, self.keys.copy(), self.rows.copy())
+
+
 def _check_gaussian(mu: np.ndarray, sigma: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray]:
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
     sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
@@ -334,7 +445,8 @@ def kernel_inception_distance(
         features1: Features [N1, D].
         features2: Features [N2, D].
         num_subsets: Number of random subsets.
-        subset_size: Samples per subset; clipped (with a warning) to min(N1, N2).
+        subset_size: Samples per subset; clipped (with a warning) to min(N1, N2). When it
+            equals both N1 and N2 every subset is the whole data: one estimate, std 0.
         seed: Seed of the subset sampling.
 
     Returns:
@@ -355,6 +467,9 @@ def kernel_inception_distance(
     if subset_size > m:
         logger.warning("KID: subset_size %d > available samples; using %d", subset_size, m)
         subset_size = m
+    if subset_size == x.shape[0] == y.shape[0]:
+        # Every subset is the whole of both sets: all estimates are equal (std exactly 0).
+        num_subsets = 1
     rng = np.random.default_rng(seed)
     estimates = np.empty(num_subsets)
     for i in range(num_subsets):

@@ -1,0 +1,110 @@
+"""Explains the FID/KID gate of the newest pipeline run: why the model was (not) pushed.
+
+Usage: python -m pipeline.explain_gate [--params params.yaml] [--json]   (or `make explain-gate`)
+
+Reads the newest run from ML Metadata (the Evaluator's stored EvalConfig, metrics and TFMA
+ValidationResult, and the ModelBlessing) and prints one row per check: metric, check, candidate,
+baseline, threshold, pass/FAIL, for FID and KID in both directions, then the backbone, N and
+the decision. `--json` prints the same as JSON (the `gate` section of metrics/evaluation.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
+from pipeline.reports import (
+    GateReport,
+    MixedBackbonesError,
+    NoPipelineRunError,
+    format_gate_table,
+    gate_report,
+    latest_run_artifacts,
+)
+
+STANDARD_BACKBONE = "inception-2015-12-05"
+
+
+def explain(report: GateReport) -> str:
+    """The human-readable explanation of a gate report."""
+    lines = [f"Gate of the newest evaluation ({report.evaluation_uri})"]
+    lines.append(f"candidate: {report.model_uri}")
+    lines.append(
+        f"baseline:  {report.baseline_model_uri}"
+        if report.baseline_model_uri
+        else "baseline:  none (no blessed model yet: judged on absolute bounds only)"
+    )
+    backbone = report.backbone or "unknown"
+    if report.backbone and report.backbone != STANDARD_BACKBONE:
+        backbone += " (NOT the standard FID network: not comparable with published FIDs)"
+    lines.append(f"backbone:  {backbone}")
+    counts = ", ".join(
+        f"{d} {_count(report.num_test[d]['fake'])} translated vs "
+        f"{_count(report.num_test[d]['real'])} real"
+        for d in DIRECTIONS
+    )
+    lines.append(f"N:         {counts} (FID is biased at small N: compare equal N only)")
+    lines.append("")
+    lines.append(format_gate_table(report.checks))
+    lines.append("")
+    failed = [f"{c.metric} {c.check}" for c in report.checks if c.passed is False]
+    if report.blessed:
+        pushed = (
+            f", pushed as version {report.pushed_version}"
+            if report.pushed_version
+            else ", not pushed"
+        )
+        lines.append(f"decision: BLESSED (every check passed){pushed}")
+    else:
+        reason = f"failed: {', '.join(failed)}" if failed else "see the TFMA validation result"
+        lines.append(f"decision: NOT BLESSED, not pushed ({reason})")
+    return "\n".join(lines)
+
+
+def _count(value: float | None) -> str:
+    return "?" if value is None else str(int(value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.params)
+        artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)
+        report = gate_report(artifacts)
+    except (ConfigError, NoPipelineRunError, MixedBackbonesError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if report.evaluation_uri is None:
+        print(
+            "error: the newest run has no evaluation (did the Evaluator fail?); see the "
+            "pipeline's log",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        data = {
+            "blessed": report.blessed,
+            "pushed_version": report.pushed_version,
+            "backbone": report.backbone,
+            "model_uri": report.model_uri,
+            "baseline_model_uri": report.baseline_model_uri,
+            "num_test": report.num_test,
+            "validation_ok": report.validation_ok,
+            "gate": report.gate_dict(),
+        }
+        print(json.dumps(data, indent=2))
+    else:
+        print(explain(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
