@@ -22,12 +22,13 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_ROOT_KEY = "checkpoint_root"
 
 
-def trainer_custom_config(config: Config) -> dict[str, Any]:
+def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
     """The part of the configuration the Trainer depends on (JSON-serialisable).
 
     Checkpoints live outside the Trainer's per-execution folders, under
     `<pipeline_root>/checkpoints/<run key>`, so a Trainer re-run after an interruption finds
-    and resumes them.
+    and resumes them. Resuming needs a local (or mounted) filesystem: with a remote root such
+    as gs:// the Trainer trains without checkpoints and says so.
     """
     full = config.to_dict()
     return {
@@ -35,7 +36,7 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
         "image_size": config.preprocess.image_size,
         "model": full["model"],
         "train": full["train"],
-        CHECKPOINT_ROOT_KEY: str(config.paths.resolve("pipeline_root") / "checkpoints"),
+        CHECKPOINT_ROOT_KEY: f"{pipeline_root.rstrip('/')}/checkpoints",
     }
 
 
@@ -46,6 +47,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
     settings = {k: v for k, v in custom.items() if k != CHECKPOINT_ROOT_KEY}
+    checkpoint_root = custom[CHECKPOINT_ROOT_KEY]
+    checkpoint_dir = None
+    if "://" in checkpoint_root:
+        logger.warning(
+            "pipeline root %s is not a local filesystem: training without resumable "
+            "checkpoints (mount it, e.g. with gcsfuse, to resume interrupted runs)",
+            checkpoint_root,
+        )
+    else:
+        checkpoint_dir = Path(checkpoint_root) / checkpoint_key(files, settings)
     result = train_and_export(
         files,
         model_config,
@@ -54,6 +65,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         seed=custom["seed"],
         run_dir=fn_args.model_run_dir,
         export_dir=fn_args.serving_model_dir,
-        checkpoint_dir=Path(custom[CHECKPOINT_ROOT_KEY]) / checkpoint_key(files, settings),
+        checkpoint_dir=checkpoint_dir,
     )
     logger.info("Trainer finished: %s", result)

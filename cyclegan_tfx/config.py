@@ -294,7 +294,7 @@ class KubeflowConfig:
     gpus: int = 0
     gpu_type: str = "NVIDIA_TESLA_T4"
     cpu_limit: float | None = None
-    memory_limit_gib: float | None = None
+    memory_limit_gb: float | None = None
     output_dir: str = "build/kubeflow"
 
     def __post_init__(self) -> None:
@@ -313,8 +313,8 @@ class KubeflowConfig:
         )
         _check(self.cpu_limit is None or self.cpu_limit > 0, "kubeflow.cpu_limit must be > 0")
         _check(
-            self.memory_limit_gib is None or self.memory_limit_gib > 0,
-            "kubeflow.memory_limit_gib must be > 0",
+            self.memory_limit_gb is None or self.memory_limit_gb > 0,
+            "kubeflow.memory_limit_gb must be > 0",
         )
 
 

@@ -6,12 +6,17 @@ Usage: python -m pipeline.local_runner [--params params.yaml]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import sys
+from typing import Any
 
 from tfx import v1 as tfx
 
 from cyclegan_tfx.config import Config, load_config
+from cyclegan_tfx.registry.store import RegistryError
 from pipeline.pipeline import create_pipeline
+from pipeline.registry import record_push
 from pipeline.reports import write_reports
 
 
@@ -27,6 +32,27 @@ def run(config: Config) -> None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """What a local run produced.
+
+    Attributes:
+        summary: The evaluation summary of :func:`pipeline.reports.write_reports`.
+        registered_version: The version recorded in serving/<name>/registry.json, or None when
+            the run pushed nothing.
+    """
+
+    summary: dict[str, Any]
+    registered_version: str | None
+
+
+def run_and_report(config: Config) -> RunOutcome:
+    """Runs the pipeline, writes the DVC reports and registers a pushed model."""
+    run(config)
+    summary = write_reports(config)
+    return RunOutcome(summary=summary, registered_version=record_push(config))
+
+
 def main() -> None:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -37,13 +63,24 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     config = load_config(args.params)
-    run(config)
-    summary = write_reports(config)
+    try:
+        outcome = run_and_report(config)
+    except RegistryError as error:
+        sys.exit(
+            f"error: the pipeline ran, but its model could not be registered: {error}. "
+            "Fix that and run this command again (cached, it only registers)."
+        )
+    summary = outcome.summary
     verdict = "BLESSED and pushed" if summary["blessed"] else "NOT blessed, not pushed"
     print(
         f"FID a2b {summary['fid_a2b']:.2f}  b2a {summary['fid_b2a']:.2f}  "
         f"(backbone {summary['backbone']}): {verdict}"
     )
+    if outcome.registered_version:
+        print(
+            f"registered version {outcome.registered_version}: "
+            "`python -m cyclegan_tfx.models list` / `show` / `promote`"
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: list[str] | None = None,
     serving_directory: str | None = None,
+    examples_directory: str | tfx.dsl.experimental.RuntimeParameter | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -41,13 +42,18 @@ def create_pipeline(
         beam_pipeline_args: Beam flags for ExampleGen and Evaluator; defaults to
             `pipeline.beam_args`.
         serving_directory: Pusher destination; defaults to `serving_base_directory(config)`.
+        examples_directory: Folder of the preprocessed TFRecords (`train/`, `test/`) that
+            ImportExampleGen ingests; defaults to `paths.preprocessed`. Remote runners pass a
+            gs:// or s3:// folder, or a `RuntimeParameter` to choose it per run.
 
     Returns:
         The TFX pipeline.
     """
-    preprocessed = config.paths.resolve("preprocessed")
+    root = pipeline_root or str(config.paths.resolve("pipeline_root"))
+    if examples_directory is None:
+        examples_directory = str(config.paths.resolve("preprocessed"))
     example_gen = tfx.components.ImportExampleGen(
-        input_base=str(preprocessed),
+        input_base=examples_directory,
         input_config=tfx.proto.Input(
             splits=[
                 tfx.proto.Input.Split(name="train", pattern="train/*.tfrecord"),
@@ -60,7 +66,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["test"]),
-        custom_config=trainer_custom_config(config),
+        custom_config=trainer_custom_config(config, root),
     )
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -87,7 +93,7 @@ def create_pipeline(
         )
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,
-        pipeline_root=pipeline_root or str(config.paths.resolve("pipeline_root")),
+        pipeline_root=root,
         components=[example_gen, trainer, baseline_resolver, evaluator, pusher],
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection_config,

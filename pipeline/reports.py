@@ -34,6 +34,7 @@ from cyclegan_tfx.grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
 from cyclegan_tfx.model.train import LOSSES_FILE, SAMPLES_FILE
+from cyclegan_tfx.registry.lineage import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,7 @@ def translations_plot_file(direction: str) -> str:
 def _store(metadata_path: Path) -> mlmd.MetadataStore:
     if not metadata_path.is_file():
         raise NoPipelineRunError(f"no ML Metadata at {metadata_path}; run the pipeline first")
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(metadata_path)
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(connection)
+    return open_store(metadata_path)
 
 
 def _latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:

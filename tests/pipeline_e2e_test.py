@@ -11,17 +11,33 @@ Three runs share one pipeline root and ML Metadata store:
 
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import synthetic_images, tiny_config, write_examples
+import yaml
+from conftest import REPO_ROOT, synthetic_images, tiny_config, write_examples
+from PIL import Image
 
+from cyclegan_tfx import models, translate
 from cyclegan_tfx.config import DirectionBounds
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
-from pipeline.local_runner import run
+from pipeline import registry as registry_cli
+from pipeline.explain_gate import explain
+from pipeline.explain_gate import main as explain_gate_main
+from pipeline.local_runner import run, run_and_report
 from pipeline.pipeline import serving_base_directory
-from pipeline.reports import latest_run_executions, write_reports
+from pipeline.reports import (
+    gate_report,
+    latest_run_artifacts,
+    latest_run_executions,
+    write_reports,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +62,18 @@ def workspace(tmp_path_factory):
         {"A": synthetic_images(24, SIZE, "A", 2), "B": synthetic_images(24, SIZE, "B", 3)},
         split="test",
     )
+    shutil.copy(REPO_ROOT / "data.dvc", root / "data.dvc")  # the data version the registry records
     return root
 
 
 def _config(root, epochs):
     config = tiny_config(root, epochs=epochs)
+    # FID stats cache inside the workspace: hermetic, and shared by the three runs.
+    backbone = dataclasses.replace(config.evaluate.backbone, cache_dir=str(root / "fid-cache"))
     evaluate = dataclasses.replace(
-        config.evaluate, fid_upper_bound=DirectionBounds(a2b=FID_BOUND, b2a=FID_BOUND)
+        config.evaluate,
+        fid_upper_bound=DirectionBounds(a2b=FID_BOUND, b2a=FID_BOUND),
+        backbone=backbone,
     )
     return config.replace(evaluate=evaluate)
 
@@ -61,7 +82,8 @@ def _pushed_versions(config):
     base = serving_base_directory(config)
     if not tf.io.gfile.exists(base):
         return []
-    return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(base))
+    names = (name.rstrip("/") for name in tf.io.gfile.listdir(base))
+    return sorted(name for name in names if name.isdigit())  # not registry.json, production, ...
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +96,14 @@ def untrained_run(workspace):
 @pytest.fixture(scope="module")
 def trained_run(workspace, untrained_run):
     config = _config(workspace, epochs=TRAINED_EPOCHS)
-    run(config)
-    summary = write_reports(config)
+    summary = run_and_report(config).summary
     return config, latest_run_executions(config.paths.metadata_path, config.pipeline.name), summary
 
 
 @pytest.fixture(scope="module")
 def rerun(workspace, trained_run):
     config = _config(workspace, epochs=TRAINED_EPOCHS)
-    run(config)
-    summary = write_reports(config)
+    summary = run_and_report(config).summary
     return config, latest_run_executions(config.paths.metadata_path, config.pipeline.name), summary
 
 
@@ -145,3 +165,168 @@ def test_rerun_hits_the_cache_and_compares_with_the_baseline(rerun, trained_run)
     assert summary["fid_a2b_baseline"] == pytest.approx(trained_run[2]["fid_a2b"])
     assert summary["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
     assert summary["blessed"] is True
+
+
+# Model registry and inference on the models the two trained runs pushed -----------------------
+
+
+@pytest.fixture(scope="module")
+def registry_project(rerun, trained_run):
+    """params.yaml of the e2e config (so the CLIs see the same serving folder), both versions."""
+    config = rerun[0]
+    params = Path(config.paths.root) / "params.yaml"
+    params.write_text(yaml.safe_dump(config.to_dict()))
+    return params, trained_run[2]["pushed_version"], rerun[2]["pushed_version"]
+
+
+def _models_cli(params, *args):
+    return models.main([args[0], "--params", str(params), *args[1:]])
+
+
+def test_models_list_shows_both_pushed_versions(registry_project, trained_run, rerun, capsys):
+    params, first, second = registry_project
+    assert first != second
+    assert _models_cli(params, "list", "--json") == 0
+    rows = {row["version"]: row for row in json.loads(capsys.readouterr().out)}
+    assert list(rows) == [first, second]
+    md5 = yaml.safe_load((REPO_ROOT / "data.dvc").read_text())["outs"][0]["md5"]
+    for row, (_, _, summary) in zip(rows.values(), (trained_run, rerun), strict=True):
+        assert row["registered"] and row["on_disk"]
+        assert row["metrics"]["fid_a2b"] == pytest.approx(summary["fid_a2b"])
+        assert row["metrics"]["fid_b2a"] == pytest.approx(summary["fid_b2a"])
+        assert set(row["metrics"]) >= {"kid_a2b", "kid_b2a", "backbone"}
+        assert row["data"]["md5"] == md5
+        assert row["params_hash"].startswith("sha256:")
+        assert isinstance(row["optimizer_strategy"], str)
+        assert row["pushed_at"].endswith("Z")
+    assert rows[first]["semver"] == "v0.0.1" and rows[second]["semver"] == "v0.0.2"
+    assert rows[first]["baseline"] is None
+    baseline = rows[second]["baseline"]
+    assert baseline["version"] == first  # the re-run was compared with the first push
+    assert baseline["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
+    assert rows[first]["params_hash"] == rows[second]["params_hash"]
+    listing = subprocess.run(
+        [sys.executable, "-m", "cyclegan_tfx.models", "list", "--params", str(params)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert first in listing and second in listing and "v0.0.2" in listing
+
+
+def test_promote_and_rollback_move_production_atomically(registry_project, rerun):
+    params, first, second = registry_project
+    base = rerun[0].paths.resolve("serving") / rerun[0].pipeline.name
+    link = base / "production"
+    assert _models_cli(params, "promote", first, "--to", "production") == 0
+    assert os.readlink(link) == first
+    assert _models_cli(params, "promote", second, "--to", "production") == 0
+    assert os.readlink(link) == second
+    assert f"value: {second}" in (base / "models.config").read_text()
+    assert _models_cli(params, "rollback") == 0
+    assert os.readlink(link) == first
+    assert f"value: {first}" in (base / "models.config").read_text()
+    assert tf.saved_model.load(str(link)).signatures[SIGNATURE_A2B] is not None
+    assert _models_cli(params, "promote", "v0.0.2", "--to", "production") == 0
+    assert os.readlink(link) == second
+
+
+def test_show_prints_the_lineage(registry_project, rerun, capsys):
+    params, first, second = registry_project
+    assert _models_cli(params, "show", second, "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    lineage = shown["lineage"]
+    assert shown["lineage_source"].startswith("ML Metadata")
+    assert lineage["trainer"]["node"] == "Trainer" and lineage["trainer"]["state"] == "COMPLETE"
+    assert [e["state"] for e in lineage["trainer_reused_by"]] == ["CACHED"]
+    assert lineage["evaluator"]["node"] == "Evaluator"
+    assert lineage["blessing"]["properties"]["blessed"] == 1
+    assert lineage["pusher"]["node"] == "Pusher"
+    assert lineage["baseline_model"]["id"] == lineage["model"]["id"]  # same model, cached
+    assert _models_cli(params, "show", first, "--json") == 0
+    first_lineage = json.loads(capsys.readouterr().out)["lineage"]
+    assert first_lineage["trainer"] == lineage["trainer"]
+    assert first_lineage["evaluator"]["id"] != lineage["evaluator"]["id"]
+    assert _models_cli(params, "show", second) == 0
+    text = capsys.readouterr().out
+    assert f"Trainer execution #{lineage['trainer']['id']} (COMPLETE" in text
+    assert f"Evaluator execution #{lineage['evaluator']['id']}" in text
+    assert "blessed=1" in text and f"baseline beaten  {first}" in text
+    md5 = yaml.safe_load((REPO_ROOT / "data.dvc").read_text())["outs"][0]["md5"]
+    assert f"data.dvc md5 {md5}" in text
+
+
+def test_translate_a_folder_with_the_pushed_model(registry_project, rerun, tmp_path, capsys):
+    params, _, second = registry_project
+    assert _models_cli(params, "promote", second, "--to", "production") == 0
+    config = rerun[0]
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    images = synthetic_images(2, 40, "A", 11)
+    Image.fromarray(images[0]).save(in_dir / "one.png")
+    Image.fromarray(images[1][:25]).save(in_dir / "two.jpg")
+    Image.fromarray(synthetic_images(1, SIZE, "A", 12)[0]).save(in_dir / "three.png")
+    (in_dir / "corrupt.png").write_bytes(b"definitely not a png")
+    model = config.paths.resolve("serving") / config.pipeline.name / "production"
+    status = translate.main(
+        ["--model", str(model), "--direction", "a2b", str(in_dir), str(tmp_path / "out")]
+    )
+    assert status == 0
+    out_dir = tmp_path / "out"
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        ["one.png", "two.jpg", "three.png", translate.REJECTS_FILE]
+    )
+    for name in ("one.png", "two.jpg", "three.png"):
+        assert Image.open(out_dir / name).size == Image.open(in_dir / name).size
+    assert "corrupt.png,not_an_image" in (out_dir / translate.REJECTS_FILE).read_text()
+    assert "translated 3 of 4 files" in capsys.readouterr().out
+
+
+def test_explain_gate_after_the_rerun(rerun, capsys):
+    config, _, summary = rerun
+    report = gate_report(latest_run_artifacts(config.paths.metadata_path, config.pipeline.name))
+    rows = {(check.metric, check.check): check for check in report.checks}
+    for direction in ("a2b", "b2a"):
+        assert rows[f"fid_{direction}", "absolute"].passed is True
+        relative = rows[f"fid_{direction}", "relative"]
+        assert relative.passed is True
+        assert relative.baseline == pytest.approx(relative.candidate)
+        kid = rows[f"kid_{direction}", "report"]  # no KID bound in params.yaml
+        assert kid.passed is None and np.isfinite(kid.candidate)
+        assert kid.std == 0.0  # 24 vs 24 images < subset size: every subset is all of them
+        assert summary[f"kid_{direction}"] == pytest.approx(kid.candidate)
+    assert report.backbone == "fallback-inceptionv3-random-seed0"
+    assert summary["gate"] == json.loads(json.dumps(report.gate_dict()))
+    text = explain(report)
+    assert "metric" in text and "threshold" in text
+    assert text.splitlines()[-1].startswith("decision: BLESSED")
+    # The CLI (make explain-gate) reads the same run through a params file.
+    params = Path(config.paths.root) / "explain_gate_params.yaml"
+    params.write_text(yaml.safe_dump(config.to_dict()))
+    capsys.readouterr()
+    assert explain_gate_main(["--params", str(params)]) == 0
+    assert capsys.readouterr().out.strip() == text
+    assert explain_gate_main(["--params", str(params), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gate"] == summary["gate"]
+    # The real test images' statistics were computed once per direction and reused by all runs.
+    stats_cache = Path(config.evaluate.backbone.cache_dir) / "fid_stats"
+    assert len(list(stats_cache.glob("*.npz"))) == 2
+
+
+def test_backfill_registers_a_version_again_from_ml_metadata(registry_project, rerun, capsys):
+    params, _, second = registry_project
+    path = rerun[0].paths.resolve("serving") / rerun[0].pipeline.name / "registry.json"
+    data = json.loads(path.read_text())
+    saved = data["versions"][second]
+    data["versions"][second] = {k: saved[k] for k in ("version", "semver", "registered_at")}
+    path.write_text(json.dumps(data))  # an entry recorded incompletely
+    assert registry_cli.main(["--params", str(params)]) == 0
+    assert f"registered {second}" in capsys.readouterr().out
+    entry = json.loads(path.read_text())["versions"][second]
+    assert entry["semver"] == saved["semver"]
+    assert entry["metrics"]["fid_a2b"] == pytest.approx(saved["metrics"]["fid_a2b"])
+    assert entry["baseline"] == saved["baseline"]
+    assert entry["lineage"]["evaluator"] == saved["lineage"]["evaluator"]
+    assert entry["git"] is None and entry["params_hash"] is None and entry["backfilled_at"]
+    assert registry_cli.main(["--params", str(params), "424242"]) == 2
+    assert "no push of version 424242" in capsys.readouterr().err

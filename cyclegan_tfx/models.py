@@ -1,0 +1,301 @@
+"""CLI of the model registry: list, show, promote and roll back pushed versions.
+
+Usage:
+    python -m cyclegan_tfx.models list [--json]
+    python -m cyclegan_tfx.models show VERSION [--json]
+    python -m cyclegan_tfx.models promote VERSION --to production [--tag] [--serving-base-path P]
+    python -m cyclegan_tfx.models rollback [--stage production] [--tag]
+
+VERSION is a serving version (the folder name under serving/<name>/), a registry version
+(`v0.0.N`) or a stage name (`production`). Every command takes `--params params.yaml`; the
+versions live in `<paths.serving>/<pipeline.name>/`. Exit status 2 means a user error (unknown
+version, nothing to roll back, not a git repository with --tag, ...); nothing was changed then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, Config, ConfigError, load_config
+from cyclegan_tfx.registry import lineage
+from cyclegan_tfx.registry.gittags import GitTagError, GitTagger
+from cyclegan_tfx.registry.store import STAGES, ModelRegistry, RegistryError
+
+logger = logging.getLogger(__name__)
+
+_MISSING = "-"
+
+
+def registry_for(config: Config) -> ModelRegistry:
+    """The registry of `<paths.serving>/<pipeline.name>/` (the Pusher's destination)."""
+    return ModelRegistry(
+        config.paths.resolve("serving") / config.pipeline.name, config.pipeline.name
+    )
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else _MISSING
+
+
+def _short(value: Any, length: int) -> str:
+    return str(value)[:length] if value else _MISSING
+
+
+def _git_text(git: dict[str, Any] | None) -> str:
+    if not git:
+        return _MISSING
+    return git["commit"][:10] + ("+dirty" if git.get("dirty") else "")
+
+
+def _baseline_text(baseline: dict[str, Any] | None) -> str:
+    if not baseline:
+        return "none"
+    name = baseline.get("version") or f"model#{baseline.get('model_artifact_id')}"
+    return f"{name} ({_number(baseline.get('fid_a2b'))}/{_number(baseline.get('fid_b2a'))})"
+
+
+def version_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
+    """One row per version on disk or in the registry, oldest first, with its stages."""
+    data = registry.read()
+    in_stage = {stage: registry.stage_version(stage) for stage in STAGES}
+    on_disk = set(registry.versions())
+    rows = []
+    for version in sorted(on_disk | set(data["versions"]), key=int):
+        entry = data["versions"].get(version, {})
+        rows.append(
+            {
+                "version": version,
+                "semver": entry.get("semver"),
+                "stages": [stage for stage, current in in_stage.items() if current == version],
+                "on_disk": version in on_disk,
+                "registered": version in data["versions"],
+                **{k: v for k, v in entry.items() if k not in ("version", "semver")},
+            }
+        )
+    return rows
+
+
+def _list_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        "VERSION",
+        "REG",
+        "STAGE",
+        "FID_A2B",
+        "FID_B2A",
+        "KID_A2B",
+        "KID_B2A",
+        "BASELINE(FID a2b/b2a)",
+        "DATA(md5)",
+        "GIT",
+        "PARAMS",
+        "STRATEGY",
+        "PUSHED",
+    )
+    table = [header]
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        stage = ",".join(row["stages"]) or _MISSING
+        if not row["on_disk"]:
+            stage += " (deleted)"
+        table.append(
+            (
+                row["version"],
+                row["semver"] or _MISSING,
+                stage,
+                _number(metrics.get("fid_a2b")),
+                _number(metrics.get("fid_b2a")),
+                _number(metrics.get("kid_a2b"), 4),
+                _number(metrics.get("kid_b2a"), 4),
+                _baseline_text(row.get("baseline")) if row["registered"] else _MISSING,
+                _short((row.get("data") or {}).get("md5"), 12),
+                _git_text(row.get("git")),
+                _short((row.get("params_hash") or "").removeprefix("sha256:"), 12),
+                row.get("optimizer_strategy") or _MISSING,
+                row.get("pushed_at") or _MISSING,
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    )
+
+
+def _lineage_for(config: Config, version: str, entry: dict[str, Any]) -> tuple[dict | None, str]:
+    """The lineage from ML Metadata if it knows the version, else the one recorded at push."""
+    metadata_path = config.paths.metadata_path
+    try:
+        store = lineage.open_store(metadata_path)
+        found = lineage.push_lineage(store, config.pipeline.name, version)
+        return found.to_dict(), f"ML Metadata {metadata_path}"
+    except lineage.LineageError as error:
+        recorded = entry.get("lineage")
+        if recorded:
+            return recorded, f"recorded at push time ({error})"
+        return None, str(error)
+
+
+def _execution_text(execution: dict[str, Any] | None) -> str:
+    if not execution:
+        return ""
+    node, number, state = execution["node"], execution["id"], execution["state"]
+    return f"<- {node} execution #{number} ({state}, run {execution['run']})"
+
+
+def _artifact_line(label: str, artifact: dict[str, Any] | None, extra: str = "") -> str:
+    if not artifact:
+        return f"  {label:<16} {_MISSING}"
+    return f"  {label:<16} #{artifact['id']:<5} {artifact['uri']} {extra}".rstrip()
+
+
+def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
+    """The human-readable description and lineage of `version`."""
+    entry = registry.entry(version) or {}
+    stages = [s for s in STAGES if registry.stage_version(s) == version]
+    metrics = entry.get("metrics") or {}
+    data = entry.get("data") or {}
+    lines = [
+        f"{registry.model_name} {version} ({entry.get('semver') or 'unregistered'})"
+        + (f"  [{', '.join(stages)}]" if stages else ""),
+        f"  path             {registry.model_dir / version}",
+        f"  pushed           {entry.get('pushed_at') or _MISSING}"
+        f"  (pipeline run {entry.get('pipeline_run') or _MISSING})",
+        f"  FID a2b / b2a    {_number(metrics.get('fid_a2b'))} / {_number(metrics.get('fid_b2a'))}"
+        f"  (backbone {metrics.get('backbone') or _MISSING})",
+        f"  KID a2b / b2a    {_number(metrics.get('kid_a2b'), 4)} / "
+        f"{_number(metrics.get('kid_b2a'), 4)}",
+        f"  baseline beaten  {_baseline_text(entry.get('baseline'))}",
+        f"  data version     {data.get('dvc_file', 'data.dvc')} md5 {data.get('md5', _MISSING)}"
+        + (f" ({data.get('nfiles')} files, {data.get('size')} bytes)" if data else ""),
+        f"  git commit       {_git_text(entry.get('git'))}",
+        f"  params hash      {entry.get('params_hash') or _MISSING}",
+        f"  optimizer        {entry.get('optimizer_strategy') or _MISSING}",
+    ]
+    if not entry:
+        lines.append("  (no push metadata: pushed before the registry recorded it)")
+    found, source = _lineage_for(config, version, entry)
+    lines.append(f"Lineage ({source}):")
+    if found:
+        blessing = found.get("blessing") or {}
+        blessed = (blessing.get("properties") or {}).get("blessed")
+        reused = ", ".join(
+            f"#{e['id']} (run {e['run']})" for e in found.get("trainer_reused_by") or ()
+        )
+        lines += [
+            _artifact_line("PushedModel", found["pushed_model"], _execution_text(found["pusher"])),
+            _artifact_line("Model", found["model"], _execution_text(found["trainer"])),
+        ]
+        if reused:
+            lines.append(f"  {'':<16} reused from the cache by Trainer execution {reused}")
+        lines += [
+            _artifact_line(
+                "ModelBlessing",
+                found["blessing"],
+                f"blessed={blessed} {_execution_text(found['evaluator'])}",
+            ),
+            _artifact_line("ModelEvaluation", found["evaluation"]),
+            _artifact_line("baseline Model", found["baseline_model"]),
+            _artifact_line("Examples", found["examples"], _execution_text(found["example_gen"])),
+        ]
+    lines.append(
+        f"  DVC data         {data.get('dvc_file', 'data.dvc')} md5 {data.get('md5', _MISSING)}"
+    )
+    return "\n".join(lines)
+
+
+def _tagger(config: Config, wanted: bool) -> GitTagger | None:
+    return GitTagger(config.paths.root, config.pipeline.name) if wanted else None
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="the params file")
+    parser = argparse.ArgumentParser(
+        prog="python -m cyclegan_tfx.models",
+        description="List, show, promote and roll back pushed model versions.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", parents=[common], help="every pushed version")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    show = commands.add_parser("show", parents=[common], help="a version and its lineage")
+    show.add_argument("version", help="serving version, vX.Y.Z or a stage name")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    promote = commands.add_parser("promote", parents=[common], help="put a version in a stage")
+    promote.add_argument("version", help="serving version, vX.Y.Z or a stage name")
+    promote.add_argument("--to", dest="stage", required=True, choices=STAGES, help="the stage")
+    rollback = commands.add_parser(
+        "rollback", parents=[common], help="return a stage to its previous version"
+    )
+    rollback.add_argument("--stage", default="production", choices=STAGES, help="the stage")
+    for sub in (promote, rollback):
+        sub.add_argument(
+            "--tag", action="store_true", help="also create GTO-style git tags (in a git repo)"
+        )
+        sub.add_argument(
+            "--serving-base-path",
+            help="base_path written into models.config, as TF Serving sees the folder "
+            "(e.g. /models/cyclegan in a container); remembered",
+        )
+    return parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.params)
+    registry = registry_for(config)
+    if args.command == "list":
+        rows = version_rows(registry)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print(f"no pushed versions in {registry.model_dir}")
+        else:
+            print(_list_table(rows))
+        return 0
+    if args.command == "show":
+        version = registry.resolve(args.version)
+        if args.json:
+            entry = registry.entry(version) or {}
+            found, source = _lineage_for(config, version, entry)
+            stages = [s for s in STAGES if registry.stage_version(s) == version]
+            document = {"version": version, "stages": stages, "entry": entry}
+            print(json.dumps({**document, "lineage": found, "lineage_source": source}, indent=2))
+        else:
+            print(show_text(config, registry, version))
+        return 0
+    tagger = _tagger(config, args.tag)
+    if args.command == "promote":
+        change = registry.promote(args.version, args.stage, tagger=tagger)
+    else:
+        change = registry.rollback(args.stage, tagger=tagger)
+    if args.serving_base_path:
+        registry.set_serving_base_path(args.serving_base_path)
+    if change.action == "unchanged":
+        print(f"{change.version} already is in {change.stage}; nothing changed")
+        return 0
+    link = registry.stage_link(change.stage)
+    print(f"{change.stage}: {change.previous or 'none'} -> {change.version} ({change.action})")
+    print(f"  {link} -> {Path(link.readlink())}; TF Serving config {registry.models_config_path}")
+    if change.tags:
+        print(f"  git tags: {', '.join(change.tags)} (push them with `git push --tags`)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (2 on a user error, nothing changed)."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except (ConfigError, RegistryError, GitTagError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""The registry of pushed model versions, the `production` pointer and TF Serving's config.
+
+Layout of `serving/<name>/` (the Pusher's TF Serving base path):
+
+```
+serving/cyclegan/
+  1795667158/            a pushed version (SavedModel; the Pusher names it by Unix time)
+  1795668012/
+  registry.json          what each version is and where it came from, promotion history
+  production -> 1795668012   symlink to the production version (relative, replaced atomically)
+  models.config          TF Serving model config: label `production` -> that version
+  .registry.lock         serialises concurrent writers
+```
+
+TF Serving only loads numeric sub-directories of a base path, so the other entries never look
+like versions to it. Every file is replaced atomically (written beside, then `os.replace`), so
+a reader sees either the old or the new state, never a partial one.
+
+Promotion history is an append-only list of events per stage. The production *stack* is the
+replay of those events: `promote V` pushes V (unless it is already on top), `rollback` pops the
+top; the top is production. So `promote 1; promote 2; rollback` puts 1 back, and a second
+`rollback` fails because nothing was promoted before 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_FILE = "registry.json"
+MODELS_CONFIG_FILE = "models.config"
+LOCK_FILE = ".registry.lock"
+SAVED_MODEL_FILE = "saved_model.pb"
+PRODUCTION = "production"
+STAGES = (PRODUCTION,)
+FORMAT = 1
+_SEMVER = re.compile(r"^v\d+\.\d+\.\d+$")
+
+Tagger = Callable[[dict[str, Any], str, str], list[str]]
+"""Called as `tagger(entry, stage, action)` before a stage change is saved; returns tag names."""
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done as asked (the message says why and what to do)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StageChange:
+    """The outcome of a promotion or rollback."""
+
+    stage: str
+    action: str
+    version: str
+    previous: str | None
+    tags: tuple[str, ...] = ()
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with a `Z` suffix, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_from_epoch(seconds: float) -> str:
+    """A Unix time as ISO 8601 UTC with a `Z` suffix."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replaces `path` with `text` atomically (a temporary file beside it, then os.replace)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def atomic_symlink(link: Path, target: str) -> None:
+    """Points the symlink `link` at `target` atomically (a new link beside it, then os.replace).
+
+    Raises:
+        RegistryError: If `link` exists and is not a symlink (a real file or folder).
+    """
+    if link.exists() and not link.is_symlink():
+        raise RegistryError(
+            f"{link} exists and is not a symlink; move it away so the pointer can be written"
+        )
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+
+
+def is_version_name(name: str) -> bool:
+    """Whether a folder name is a serving version (TF Serving only loads numeric names)."""
+    return name.isdigit()
+
+
+def stage_stack(events: list[dict[str, Any]], stage: str) -> list[str]:
+    """Replays the promotion events of `stage`; the last element is the current version."""
+    stack: list[str] = []
+    for event in events:
+        if event.get("stage") != stage:
+            continue
+        if event["action"] == "promote" and (not stack or stack[-1] != event["version"]):
+            stack.append(event["version"])
+        elif event["action"] == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+def models_config_text(
+    name: str, base_path: str, versions: list[str], labels: dict[str, str]
+) -> str:
+    """A TF Serving `--model_config_file` (text proto) serving `versions` with `labels`."""
+    lines = [
+        "# Written by `python -m cyclegan_tfx.models`; do not edit (promote/rollback rewrite it).",
+        "model_config_list {",
+        "  config {",
+        f"    name: {json.dumps(name)}",
+        f"    base_path: {json.dumps(base_path)}",
+        '    model_platform: "tensorflow"',
+        "    model_version_policy {",
+        "      specific {",
+        *[f"        versions: {version}" for version in versions],
+        "      }",
+        "    }",
+    ]
+    for label, version in labels.items():
+        lines += [
+            "    version_labels {",
+            f"      key: {json.dumps(label)}",
+            f"      value: {version}",
+            "    }",
+        ]
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+class ModelRegistry:
+    """The versions of one model under its serving base path, and their stages.
+
+    Args:
+        model_dir: The TF Serving base path, `serving/<name>/`.
+        model_name: The model's name (the pipeline name), used in TF Serving's config and tags.
+    """
+
+    def __init__(self, model_dir: str | Path, model_name: str) -> None:
+        self.model_dir = Path(model_dir)
+        self.model_name = model_name
+
+    @property
+    def registry_path(self) -> Path:
+        """`registry.json`."""
+        return self.model_dir / REGISTRY_FILE
+
+    @property
+    def models_config_path(self) -> Path:
+        """TF Serving's model config file."""
+        return self.model_dir / MODELS_CONFIG_FILE
+
+    def stage_link(self, stage: str = PRODUCTION) -> Path:
+        """The symlink that points at the version in `stage`."""
+        return self.model_dir / stage
+
+    def versions(self) -> list[str]:
+        """The pushed versions on disk, oldest first."""
+        if not self.model_dir.is_dir():
+            return []
+        names = [
+            path.name
+            for path in self.model_dir.iterdir()
+            if is_version_name(path.name) and path.is_dir() and not path.is_symlink()
+        ]
+        return sorted(names, key=int)
+
+    def read(self) -> dict[str, Any]:
+        """The registry's content (an empty registry if the file does not exist yet).
+
+        Raises:
+            RegistryError: If registry.json is not valid JSON.
+        """
+        if not self.registry_path.is_file():
+            return {"format": FORMAT, "model": self.model_name, "versions": {}, "events": []}
+        try:
+            data = json.loads(self.registry_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RegistryError(
+                f"{self.registry_path} is not valid JSON ({error}); restore it from a backup or "
+                "delete it (the pushed models are not affected, only their recorded metadata)"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
+            raise RegistryError(f"{self.registry_path} is not a model registry file")
+        data.setdefault("events", [])
+        return data
+
+    @contextlib.contextmanager
+    def _update(self) -> Iterator[dict[str, Any]]:
+        """Locks the registry, yields its content and saves it if the block succeeds."""
+        if not self.model_dir.is_dir():
+            raise RegistryError(
+                f"no pushed models: {self.model_dir} does not exist (run the pipeline first)"
+            )
+        with open(self.model_dir / LOCK_FILE, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = self.read()
+                yield data
+                atomic_write_text(self.registry_path, json.dumps(data, indent=2) + "\n")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def entry(self, version: str) -> dict[str, Any] | None:
+        """The recorded metadata of `version`, or None if it was never recorded."""
+        return self.read()["versions"].get(version)
+
+    def stage_version(self, stage: str = PRODUCTION) -> str | None:
+        """The version currently in `stage`, or None."""
+        stack = stage_stack(self.read()["events"], stage)
+        return stack[-1] if stack else None
+
+    def resolve(self, reference: str) -> str:
+        """Turns a version number, a `vX.Y.Z` registry version or a stage name into a version.
+
+        Raises:
+            RegistryError: If nothing matches; the message lists the known versions.
+        """
+        data = self.read()
+        if reference in STAGES:
+            stack = stage_stack(data["events"], reference)
+            if not stack:
+                raise RegistryError(f"no version is in {reference} yet; promote one first")
+            return stack[-1]
+        if _SEMVER.match(reference):
+            for version, entry in data["versions"].items():
+                if entry.get("semver") == reference:
+                    return version
+        elif reference in self.versions() or reference in data["versions"]:
+            return reference
+        known = ", ".join(self.versions()) or "none"
+        raise RegistryError(
+            f"unknown version {reference!r} of {self.model_name!r} (pushed versions: {known}); "
+            "see `python -m cyclegan_tfx.models list`"
+        )
+
+    def record(self, version: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Records (or refreshes) the metadata of a pushed version; returns its entry.
+
+        The registry version (`semver`, `v0.0.N` in push order) and `registered_at` of a version
+        that is already recorded are kept, so recording the same push twice changes nothing.
+        """
+        with self._update() as data:
+            entry = self._register(data, version)
+            entry.update({k: v for k, v in metadata.items() if k not in ("semver", "version")})
+        logger.info("registered %s %s as %s", self.model_name, version, entry["semver"])
+        return entry
+
+    def _register(self, data: dict[str, Any], version: str) -> dict[str, Any]:
+        versions = data["versions"]
+        if version not in versions:
+            versions[version] = {
+                "version": version,
+                "semver": f"v0.0.{len(versions) + 1}",
+                "registered_at": utc_now(),
+            }
+        return versions[version]
+
+    def promote(
+        self, reference: str, stage: str = PRODUCTION, *, tagger: Tagger | None = None
+    ) -> StageChange:
+        """Puts a version into `stage` and moves the pointer and TF Serving's config.
+
+        Args:
+            reference: A version number, `vX.Y.Z` or stage name (see :meth:`resolve`).
+            stage: The stage (only `production` is defined).
+            tagger: Optional callback creating git tags for the change (see :data:`Tagger`).
+
+        Returns:
+            The change (with the previous version of the stage); its action is `unchanged` when
+            the version already was in the stage (no event, no tag).
+
+        Raises:
+            RegistryError: For an unknown stage or version, or a version folder without a
+                SavedModel.
+        """
+        self._check_stage(stage)
+        version = self.resolve(reference)
+        self._check_servable(version)
+        with self._update() as data:
+            stack = stage_stack(data["events"], stage)
+            previous = stack[-1] if stack else None
+            if previous == version:
+                change = StageChange(stage, "unchanged", version, previous)
+            else:
+                change = self._apply(data, stage, "promote", version, previous, tagger)
+            self.write_serving_files(data)
+        return change
+
+    def rollback(self, stage: str = PRODUCTION, *, tagger: Tagger | None = None) -> StageChange:
+        """Returns `stage` to the version that was in it before the current one.
+
+        Raises:
+            RegistryError: If fewer than two versions were promoted to `stage`, or the previous
+                version's folder is gone.
+        """
+        self._check_stage(stage)
+        with self._update() as data:
+            stack = stage_stack(data["events"], stage)
+            if len(stack) < 2:
+                current = f"only {stack[-1]} was promoted" if stack else "nothing was promoted"
+                raise RegistryError(f"nothing to roll back to in {stage}: {current}")
+            current, target = stack[-1], stack[-2]
+            self._check_servable(target)
+            change = self._apply(data, stage, "rollback", target, current, tagger)
+            self.write_serving_files(data)
+        return change
+
+    def _apply(
+        self,
+        data: dict[str, Any],
+        stage: str,
+        action: str,
+        version: str,
+        previous: str | None,
+        tagger: Tagger | None,
+    ) -> StageChange:
+        entry = self._register(data, version)
+        tags = tuple(tagger(entry, stage, action)) if tagger else ()
+        data["events"].append(
+            {
+                "stage": stage,
+                "action": action,
+                "version": version,
+                "previous": previous,
+                "at": utc_now(),
+                "tags": list(tags),
+            }
+        )
+        logger.info("%s: %s %s (was %s)", stage, action, version, previous)
+        return StageChange(stage, action, version, previous, tags)
+
+    def set_serving_base_path(self, base_path: str | None) -> None:
+        """Sets the base path written into models.config (None: this folder's absolute path)."""
+        with self._update() as data:
+            data["serving_base_path"] = base_path
+            self.write_serving_files(data)
+
+    def write_serving_files(self, data: dict[str, Any] | None = None) -> None:
+        """Writes the stage symlinks and models.config from the registry (idempotent).
+
+        models.config serves the production version and the one before it (so a rollback is
+        instant) and labels the production version `production`. Promotion and rollback call
+        this with the new registry content before saving it, so a failure to move the pointer
+        leaves the registry as it was.
+
+        Args:
+            data: The registry content; read from registry.json if None.
+        """
+        data = self.read() if data is None else data
+        labels: dict[str, str] = {}
+        served: list[str] = []
+        for stage in STAGES:
+            stack = stage_stack(data["events"], stage)
+            if not stack:
+                continue
+            atomic_symlink(self.stage_link(stage), stack[-1])
+            labels[stage] = stack[-1]
+            on_disk = set(self.versions())
+            for version in reversed(stack):
+                if version in on_disk and version not in served:
+                    served.append(version)
+                if len(served) >= 2:
+                    break
+        if not labels:
+            return
+        base_path = data.get("serving_base_path") or str(self.model_dir.resolve())
+        text = models_config_text(self.model_name, base_path, sorted(served, key=int), labels)
+        atomic_write_text(self.models_config_path, text)
+
+    def _check_stage(self, stage: str) -> None:
+        if stage not in STAGES:
+            raise RegistryError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+
+    def _check_servable(self, version: str) -> None:
+        folder = self.model_dir / version
+        if not (folder / SAVED_MODEL_FILE).is_file():
+            raise RegistryError(
+                f"version {version} has no SavedModel at {folder} (deleted or incomplete push); "
+                "choose another version"
+            )

@@ -1,0 +1,207 @@
+"""Records the model the newest local run pushed in the model registry (serving/<name>/).
+
+Called after each local run (`pipeline.local_runner.run_and_report`). The Pusher only copies the
+SavedModel; this adds what `python -m cyclegan_tfx.models` shows about it: FID (and KID when the
+Evaluator computes it) both ways, the baseline it beat, the data version (`data.dvc` md5), the
+git commit, the params hash, the optimizer strategy, the push time and its ML Metadata lineage.
+
+`python -m pipeline.registry [--params params.yaml] [VERSION ...]` registers versions after the
+fact from ML Metadata (pushed before the registry existed, or with a lost entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import ml_metadata as mlmd
+
+from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.registry import lineage, provenance
+from cyclegan_tfx.registry.store import ModelRegistry, RegistryError, utc_from_epoch, utc_now
+from pipeline.pipeline import serving_base_directory
+from pipeline.reports import evaluation_metrics, latest_run_artifacts
+
+logger = logging.getLogger(__name__)
+
+AT_PUSH_ONLY = ("thresholds", "data", "git", "params_hash", "optimizer_strategy")
+"""Entry fields only known when recorded right after the push."""
+METRIC_NAMES = tuple(f"{kind}_{d}" for kind in ("fid", "kid") for d in DIRECTIONS)
+"""Metrics copied into the registry; a metric the Evaluator does not compute is recorded as None."""
+
+
+def model_registry(config: Config) -> ModelRegistry:
+    """The registry of the pipeline's serving folder, `<paths.serving>/<pipeline.name>/`."""
+    return ModelRegistry(serving_base_directory(config), config.pipeline.name)
+
+
+def _metric_values(values: dict[str, Any]) -> dict[str, float | None]:
+    return {name: values.get(name) for name in METRIC_NAMES}
+
+
+def _baseline(
+    registry: ModelRegistry,
+    store: mlmd.MetadataStore,
+    push: lineage.PushLineage,
+    baseline_values: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The baseline the version beat: its latest earlier version (registered, else any push)."""
+    if push.baseline_model is None:
+        return None
+    model_id = push.baseline_model.id
+    earlier = [
+        version
+        for version, entry in registry.read()["versions"].items()
+        if ((entry.get("lineage") or {}).get("model") or {}).get("id") == model_id
+    ] or lineage.pushed_versions_of_model(store, model_id)
+    earlier = [v for v in earlier if v.isdigit() and int(v) < int(push.version)]
+    return {
+        "version": max(earlier, key=int) if earlier else None,
+        "model_artifact_id": model_id,
+        "model_uri": push.baseline_model.uri,
+        **_metric_values(baseline_values or {}),
+    }
+
+
+def _entry(
+    config: Config,
+    registry: ModelRegistry,
+    store: mlmd.MetadataStore,
+    push: lineage.PushLineage,
+    *,
+    at_push: bool,
+) -> dict[str, Any]:
+    """The registry entry of a push; provenance only when recorded right after the push."""
+    metrics = evaluation_metrics(push.evaluation.uri) if push.evaluation else {}
+    candidate = metrics.get("candidate", {})
+    root = config.paths.root
+    entry: dict[str, Any] = {
+        "pushed_at": utc_from_epoch(int(push.version)) if push.version.isdigit() else None,
+        "pipeline_run": push.pusher.run if push.pusher else None,
+        "metrics": {
+            **_metric_values(candidate),
+            "backbone": candidate.get("fid_a2b_backbone"),
+            "num_test": {
+                d: {
+                    "fake": candidate.get(f"fid_{d}_num_fake"),
+                    "real": candidate.get(f"fid_{d}_num_real"),
+                }
+                for d in DIRECTIONS
+            },
+        },
+        "baseline": _baseline(registry, store, push, metrics.get("baseline")),
+        "lineage": push.to_dict(),
+    }
+    if at_push:
+        entry |= {
+            "thresholds": {
+                "fid_upper_bound": {
+                    d: config.evaluate.fid_upper_bound.for_direction(d) for d in DIRECTIONS
+                },
+                "max_relative_increase": config.evaluate.max_relative_increase,
+            },
+            "data": provenance.data_version(root),
+            "git": provenance.git_state(root),
+            "params_hash": provenance.params_hash(config),
+            "optimizer_strategy": provenance.optimizer_strategy(config.train),
+        }
+    else:
+        # Today's data.dvc, commit and params need not be the ones the version was made from.
+        entry |= dict.fromkeys(AT_PUSH_ONLY)
+        entry["backfilled_at"] = utc_now()
+    return entry
+
+
+def record_push(config: Config) -> str | None:
+    """Registers the version the newest pipeline run pushed, if it pushed one.
+
+    A version that is already registered (e.g. a re-run whose Pusher was a cache hit) is left
+    as it is.
+
+    Args:
+        config: The configuration of the run.
+
+    Returns:
+        The pushed serving version, or None when the newest run pushed nothing.
+    """
+    metadata_path = config.paths.metadata_path
+    artifacts = latest_run_artifacts(metadata_path, config.pipeline.name)
+    pushed = [
+        a for a in artifacts.get("PushedModel", []) if a.custom_properties["pushed"].int_value == 1
+    ]
+    if not pushed:
+        logger.info("the newest run pushed no model; registry unchanged")
+        return None
+    newest = max(pushed, key=lambda a: a.id)
+    version = newest.custom_properties["pushed_version"].string_value
+    registry = model_registry(config)
+    if registry.entry(version) is not None:
+        logger.info("version %s is already registered", version)
+        return version
+    store = lineage.open_store(metadata_path)
+    push = lineage.push_lineage(store, config.pipeline.name, version)
+    registry.record(version, _entry(config, registry, store, push, at_push=True))
+    return version
+
+
+def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
+    """Registers pushed versions from ML Metadata after the fact (replacing their metadata).
+
+    For versions pushed before the registry existed, or whose entry was lost or recorded
+    incompletely. Metrics, baseline, push time and lineage come from ML Metadata; the data
+    version, git commit, params hash and strategy of that time are kept from the existing
+    entry when it has them, else left empty.
+
+    Args:
+        config: The project configuration (where serving/ and ML Metadata are).
+        versions: The serving versions; default: every version on disk whose entry is missing
+            or has no metrics.
+
+    Returns:
+        The versions registered.
+
+    Raises:
+        lineage.LineageError: If ML Metadata is missing or does not know a version.
+    """
+    registry = model_registry(config)
+    if versions is None:
+        recorded = registry.read()["versions"]
+        versions = [
+            v
+            for v in registry.versions()
+            if ((recorded.get(v) or {}).get("metrics") or {}).get("fid_a2b") is None
+        ]
+    store = lineage.open_store(config.paths.metadata_path)
+    for version in versions:
+        push = lineage.push_lineage(store, config.pipeline.name, version)
+        entry = _entry(config, registry, store, push, at_push=False)
+        existing = registry.entry(version) or {}
+        entry |= {k: existing[k] for k in AT_PUSH_ONLY if existing.get(k) is not None}
+        registry.record(version, entry)
+    return versions
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI `python -m pipeline.registry [--params P] [VERSION ...]`: backfill the registry."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.registry",
+        description="Register pushed versions from ML Metadata (versions pushed before the "
+        "registry existed, or whose entry is missing or incomplete).",
+    )
+    parser.add_argument("--params", default="params.yaml", help="the params file")
+    parser.add_argument("versions", nargs="*", help="serving versions (default: all unrecorded)")
+    args = parser.parse_args(argv)
+    try:
+        done = backfill(load_config(args.params), args.versions or None)
+    except (ConfigError, RegistryError, lineage.LineageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"registered {', '.join(done)}" if done else "nothing to register")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
