@@ -31,7 +31,8 @@ class GitTagError(Exception):
     """A git tag could not be created (the message says why)."""
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs `git ARGS` in `root`; raises GitTagError if git cannot be run at all."""
     try:
         return subprocess.run(
             ["git", *args],
@@ -48,7 +49,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def repository_root(path: str | Path) -> Path | None:
     """The top folder of the git work tree containing `path`, or None (not a repo, no git)."""
     try:
-        result = _git(Path(path), "rev-parse", "--show-toplevel")
+        result = run_git(Path(path), "rev-parse", "--show-toplevel")
     except GitTagError:
         return None
     return Path(result.stdout.strip()) if result.returncode == 0 else None
@@ -79,26 +80,27 @@ class GitTagger:
         top = repository_root(root)
         if top is None:
             raise GitTagError(f"{Path(root).resolve()} is not inside a git repository")
-        if _git(top, "rev-parse", "--verify", "HEAD").returncode != 0:
+        if run_git(top, "rev-parse", "--verify", "HEAD").returncode != 0:
             raise GitTagError(f"the git repository at {top} has no commit to tag yet")
         self.root = top
         self.model = model
 
     def tags(self) -> list[str]:
         """All tag names of the repository."""
-        result = _git(self.root, "tag", "--list")
+        result = run_git(self.root, "tag", "--list")
         return result.stdout.split() if result.returncode == 0 else []
 
     def _commit_for(self, entry: dict[str, Any]) -> str:
         recorded = (entry.get("git") or {}).get("commit")
-        if recorded and _git(self.root, "cat-file", "-e", f"{recorded}^{{commit}}").returncode == 0:
+        exists = recorded and run_git(self.root, "cat-file", "-e", f"{recorded}^{{commit}}")
+        if exists and exists.returncode == 0:
             return recorded
         if recorded:
             logger.warning("commit %s is not in this repository; tagging HEAD", recorded)
-        return _git(self.root, "rev-parse", "HEAD").stdout.strip()
+        return run_git(self.root, "rev-parse", "HEAD").stdout.strip()
 
     def _create(self, name: str, commit: str, message: str) -> None:
-        result = _git(self.root, "tag", "--annotate", name, commit, "--message", message)
+        result = run_git(self.root, "tag", "--annotate", name, commit, "--message", message)
         if result.returncode != 0:
             raise GitTagError(f"git tag {name} failed: {result.stderr.strip()}")
         logger.info("created git tag %s on %s", name, commit[:12])

@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cyclegan_tfx.config import Config, TrainConfig
+from cyclegan_tfx.registry.gittags import GitTagError, run_git
 
 logger = logging.getLogger(__name__)
 
 DATA_DVC_FILE = "data.dvc"
 DEFAULT_STRATEGY = "independent"
-_GIT_TIMEOUT_S = 30
 
 
 def data_version(project_root: str | Path, dvc_file: str = DATA_DVC_FILE) -> dict[str, Any] | None:
@@ -50,16 +49,10 @@ def data_version(project_root: str | Path, dvc_file: str = DATA_DVC_FILE) -> dic
 
 
 def _git(root: Path, *args: str) -> str | None:
+    """Output of `git ARGS`, or None when git is missing, fails or times out."""
     try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        result = run_git(root, *args)
+    except GitTagError:
         return None
     return result.stdout if result.returncode == 0 else None
 
