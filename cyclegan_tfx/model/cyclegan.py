@@ -44,9 +44,6 @@ from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, build_adam, 
 GENERATORS = ("generator_ab", "generator_ba")
 DISCRIMINATORS = ("discriminator_a", "discriminator_b")
 
-GENERATOR_LOSS_NAMES = ("gan_ab", "gan_ba", "cycle_aba", "cycle_bab", "identity_a", "identity_b")
-DISCRIMINATOR_LOSS_NAMES = ("discriminator_a", "discriminator_b")
-
 
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite."""
@@ -54,7 +51,7 @@ class TrainingDivergedError(RuntimeError):
     def __init__(self, network: str, step: int, value: float) -> None:
         super().__init__(
             f"training diverged: the loss of {network} is {value} at step {step}; "
-            "lower that network's learning rate (train.optimizers) or enable clipnorm. "
+            "lower that network's learning rate (train.optimizer) or set its clipnorm. "
             "No model was exported."
         )
         self.network = network
