@@ -4,12 +4,17 @@ Usage:
     python -m cyclegan_tfx.models list [--json]
     python -m cyclegan_tfx.models show VERSION [--json]
     python -m cyclegan_tfx.models promote VERSION --to production [--tag] [--serving-base-path P]
-    python -m cyclegan_tfx.models rollback [--stage production] [--tag]
+        [--server http://HOST:8501 [--wait-timeout S]]
+    python -m cyclegan_tfx.models rollback [--stage production] [--tag] [--server URL]
 
 VERSION is a serving version (the folder name under serving/<name>/), a registry version
 (`v0.0.N`) or a stage name (`production`). Every command takes `--params params.yaml`; the
 versions live in `<paths.serving>/<pipeline.name>/`. Exit status 2 means a user error (unknown
 version, nothing to roll back, not a git repository with --tag, ...); nothing was changed then.
+
+`--server` is for a TF Serving that is running on this models.config: the new version is served
+first, and the `production` label moves only once the server reports it AVAILABLE (TF Serving
+refuses to move a label to a version it has not loaded).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, Config, ConfigError, load_config
-from cyclegan_tfx.registry import lineage
+from cyclegan_tfx.registry import lineage, tfserving
 from cyclegan_tfx.registry.gittags import GitTagError, GitTagger
 from cyclegan_tfx.registry.store import STAGES, ModelRegistry, RegistryError
 
@@ -238,6 +243,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--tag", action="store_true", help="also create GTO-style git tags (in a git repo)"
         )
         sub.add_argument(
+            "--server",
+            help="REST address of a TF Serving running on models.config (http://HOST:8501): "
+            "move the label only after the server has loaded the version",
+        )
+        sub.add_argument(
+            "--wait-timeout",
+            type=float,
+            default=600.0,
+            help="seconds to wait for --server to load the version (default 600)",
+        )
+        sub.add_argument(
             "--serving-base-path",
             help="base_path written into models.config, as TF Serving sees the folder "
             "(e.g. /models/cyclegan in a container); remembered",
@@ -269,12 +285,30 @@ def _run(args: argparse.Namespace) -> int:
             print(show_text(config, registry, version))
         return 0
     tagger = _tagger(config, args.tag)
+    wait = None
+    if args.server:
+
+        def wait(version: str) -> None:
+            print(f"waiting for {args.server} to load {registry.model_name} {version} ...")
+            tfserving.wait_until_available(
+                args.server, registry.model_name, version, timeout_s=args.wait_timeout
+            )
+
     if args.command == "promote":
-        change = registry.promote(args.version, args.stage, tagger=tagger)
+        change = registry.promote(
+            args.version,
+            args.stage,
+            tagger=tagger,
+            wait_for_version=wait,
+            serving_base_path=args.serving_base_path,
+        )
     else:
-        change = registry.rollback(args.stage, tagger=tagger)
-    if args.serving_base_path:
-        registry.set_serving_base_path(args.serving_base_path)
+        change = registry.rollback(
+            args.stage,
+            tagger=tagger,
+            wait_for_version=wait,
+            serving_base_path=args.serving_base_path,
+        )
     if change.action == "unchanged":
         print(f"{change.version} already is in {change.stage}; nothing changed")
         return 0
@@ -292,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except (ConfigError, RegistryError, GitTagError) as error:
+    except (ConfigError, RegistryError, GitTagError, tfserving.ServerWaitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

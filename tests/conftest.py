@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,45 @@ def tiny_records(tmp_path: Path) -> Path:
         tmp_path / "train.tfrecord",
         {"A": synthetic_images(6, 16, "A", 0), "B": synthetic_images(4, 16, "B", 1)},
     )
+
+
+def saved_model_cli_run(
+    model_dir: str | Path, signature: str, images: np.ndarray, workdir: Path
+) -> np.ndarray:
+    """Runs `saved_model_cli run` (the session-based loader TF Serving uses) as a subprocess.
+
+    Returns:
+        The signature's `translated` output, read back from the .npy file the CLI writes.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    inputs = workdir / f"{signature}_in.npy"
+    np.save(inputs, images)
+    out_dir = workdir / f"{signature}_out"
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    command = [str(cli), "run", "--dir", str(model_dir), "--tag_set", "serve"]
+    command += ["--signature_def", signature, "--inputs", f"images={inputs}"]
+    command += ["--outdir", str(out_dir), "--overwrite"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"saved_model_cli run {signature} failed:\n{done.stderr[-3000:]}")
+    return np.load(out_dir / "translated.npy")
+
+
+FAKE_VERSIONS = ("1700000100", "1700000200", "1700000300")
+
+
+def make_fake_versions(model_dir: Path, versions: tuple[str, ...] = FAKE_VERSIONS) -> None:
+    """Pushed-version folders with a placeholder saved_model.pb (for registry tests)."""
+    for version in versions:
+        (model_dir / version / "variables").mkdir(parents=True)
+        (model_dir / version / "saved_model.pb").write_bytes(b"fake")
+
+
+@pytest.fixture
+def fake_registry(tmp_path: Path):
+    """A ModelRegistry over three fake pushed versions in serving/cyclegan/."""
+    from cyclegan_tfx.registry.store import ModelRegistry
+
+    model_dir = tmp_path / "serving" / "cyclegan"
+    make_fake_versions(model_dir)
+    return ModelRegistry(model_dir, "cyclegan")

@@ -13,7 +13,7 @@ import types
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, tiny_config
+from conftest import FAKE_VERSIONS, REPO_ROOT, make_fake_versions, tiny_config
 
 from cyclegan_tfx import models
 from cyclegan_tfx.registry import provenance
@@ -27,27 +27,19 @@ from cyclegan_tfx.registry.store import (
 )
 from pipeline import local_runner
 
-VERSIONS = ("1700000100", "1700000200", "1700000300")
-
-
-def _make_versions(model_dir, versions=VERSIONS):
-    for version in versions:
-        (model_dir / version / "variables").mkdir(parents=True)
-        (model_dir / version / "saved_model.pb").write_bytes(b"fake")
+VERSIONS = FAKE_VERSIONS
 
 
 @pytest.fixture
-def registry(tmp_path):
-    model_dir = tmp_path / "serving" / "cyclegan"
-    _make_versions(model_dir)
-    return ModelRegistry(model_dir, "cyclegan")
+def registry(fake_registry):
+    return fake_registry
 
 
 @pytest.fixture
 def project(tmp_path):
     """A project folder: params.yaml (serving/ under it) and three fake pushed versions."""
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
-    _make_versions(tmp_path / "serving" / "cyclegan")
+    make_fake_versions(tmp_path / "serving" / "cyclegan")
     return tmp_path
 
 

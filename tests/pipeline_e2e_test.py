@@ -21,7 +21,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from conftest import REPO_ROOT, synthetic_images, tiny_config, write_examples
+from conftest import (
+    REPO_ROOT,
+    saved_model_cli_run,
+    synthetic_images,
+    tiny_config,
+    write_examples,
+)
 from PIL import Image
 
 from cyclegan_tfx import models, translate
@@ -139,6 +145,20 @@ def test_pushed_model_loads_and_translates(trained_run):
     out = model.signatures[SIGNATURE_A2B](images=tf.constant(images))["translated"].numpy()
     assert out.shape == images.shape and out.dtype == np.uint8
     assert not np.array_equal(out, images)
+
+
+@pytest.mark.parametrize("signature", [SIGNATURE_A2B, SIGNATURE_B2A, "serving_default"])
+def test_pushed_model_runs_in_saved_model_cli(trained_run, signature, tmp_path):
+    # saved_model_cli run loads with the session-based loader of TF Serving and KServe; its
+    # output must equal the object-based loader's on the same input.
+    config, _, summary = trained_run
+    model_dir = f"{serving_base_directory(config)}/{summary['pushed_version']}"
+    images = synthetic_images(2, SIZE, "B", 9)
+    served = saved_model_cli_run(model_dir, signature, images, tmp_path)
+    loaded = tf.saved_model.load(model_dir).signatures[signature]
+    expected = loaded(images=tf.constant(images))["translated"].numpy()
+    assert served.dtype == np.uint8 and served.shape == images.shape
+    np.testing.assert_array_equal(served, expected)
 
 
 def test_reports_are_written(trained_run):

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cyclegan_tfx.registry import tfserving
+
 logger = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.json"
@@ -49,6 +51,9 @@ _SEMVER = re.compile(r"^v\d+\.\d+\.\d+$")
 
 Tagger = Callable[[dict[str, Any], str, str], list[str]]
 """Called as `tagger(entry, stage, action)` before a stage change is saved; returns tag names."""
+WaitForVersion = Callable[[str], None]
+"""Called with a version once models.config serves it (label unchanged); returns when a running
+TF Serving has loaded it, raises to abort the stage change (see :mod:`tfserving`)."""
 
 
 class RegistryError(Exception):
@@ -120,34 +125,6 @@ def stage_stack(events: list[dict[str, Any]], stage: str) -> list[str]:
         elif event["action"] == "rollback" and stack:
             stack.pop()
     return stack
-
-
-def models_config_text(
-    name: str, base_path: str, versions: list[str], labels: dict[str, str]
-) -> str:
-    """A TF Serving `--model_config_file` (text proto) serving `versions` with `labels`."""
-    lines = [
-        "# Written by `python -m cyclegan_tfx.models`; do not edit (promote/rollback rewrite it).",
-        "model_config_list {",
-        "  config {",
-        f"    name: {json.dumps(name)}",
-        f"    base_path: {json.dumps(base_path)}",
-        '    model_platform: "tensorflow"',
-        "    model_version_policy {",
-        "      specific {",
-        *[f"        versions: {version}" for version in versions],
-        "      }",
-        "    }",
-    ]
-    for label, version in labels.items():
-        lines += [
-            "    version_labels {",
-            f"      key: {json.dumps(label)}",
-            f"      value: {version}",
-            "    }",
-        ]
-    lines += ["  }", "}"]
-    return "\n".join(lines) + "\n"
 
 
 class ModelRegistry:
@@ -279,7 +256,13 @@ class ModelRegistry:
         return versions[version]
 
     def promote(
-        self, reference: str, stage: str = PRODUCTION, *, tagger: Tagger | None = None
+        self,
+        reference: str,
+        stage: str = PRODUCTION,
+        *,
+        tagger: Tagger | None = None,
+        wait_for_version: WaitForVersion | None = None,
+        serving_base_path: str | None = None,
     ) -> StageChange:
         """Puts a version into `stage` and moves the pointer and TF Serving's config.
 
@@ -287,6 +270,13 @@ class ModelRegistry:
             reference: A version number, `vX.Y.Z` or stage name (see :meth:`resolve`).
             stage: The stage (only `production` is defined).
             tagger: Optional callback creating git tags for the change (see :data:`Tagger`).
+            wait_for_version: For a running TF Serving: the new version is first added to the
+                served versions with the labels unchanged, this callback waits until the server
+                has loaded it, and only then the label moves (see :mod:`tfserving`). None:
+                models.config is written in its final form at once (no server running, or one
+                started afterwards).
+            serving_base_path: If given, the base path written into models.config from now on
+                (as TF Serving sees this folder, e.g. /models/cyclegan in a container).
 
         Returns:
             The change (with the previous version of the stage); its action is `unchanged` when
@@ -295,22 +285,38 @@ class ModelRegistry:
         Raises:
             RegistryError: For an unknown stage or version, or a version folder without a
                 SavedModel.
+            tfserving.ServerWaitError: If `wait_for_version` gave up; the stage is unchanged
+                (models.config keeps serving the new version beside the old one).
         """
         self._check_stage(stage)
         version = self.resolve(reference)
         self._check_servable(version)
         with self._update() as data:
+            if serving_base_path:
+                data["serving_base_path"] = serving_base_path
             stack = stage_stack(data["events"], stage)
             previous = stack[-1] if stack else None
             if previous == version:
                 change = StageChange(stage, "unchanged", version, previous)
             else:
+                self._stage_for_server(data, version, wait_for_version)
                 change = self._apply(data, stage, "promote", version, previous, tagger)
             self.write_serving_files(data)
         return change
 
-    def rollback(self, stage: str = PRODUCTION, *, tagger: Tagger | None = None) -> StageChange:
+    def rollback(
+        self,
+        stage: str = PRODUCTION,
+        *,
+        tagger: Tagger | None = None,
+        wait_for_version: WaitForVersion | None = None,
+        serving_base_path: str | None = None,
+    ) -> StageChange:
         """Returns `stage` to the version that was in it before the current one.
+
+        The previous version is normally still served (models.config keeps it loaded for this),
+        so with `wait_for_version` (see :meth:`promote`) the label moves at once.
+        `serving_base_path` as in :meth:`promote`.
 
         Raises:
             RegistryError: If fewer than two versions were promoted to `stage`, or the previous
@@ -318,12 +324,15 @@ class ModelRegistry:
         """
         self._check_stage(stage)
         with self._update() as data:
+            if serving_base_path:
+                data["serving_base_path"] = serving_base_path
             stack = stage_stack(data["events"], stage)
             if len(stack) < 2:
                 current = f"only {stack[-1]} was promoted" if stack else "nothing was promoted"
                 raise RegistryError(f"nothing to roll back to in {stage}: {current}")
             current, target = stack[-1], stack[-2]
             self._check_servable(target)
+            self._stage_for_server(data, target, wait_for_version)
             change = self._apply(data, stage, "rollback", target, current, tagger)
             self.write_serving_files(data)
         return change
@@ -352,13 +361,18 @@ class ModelRegistry:
         logger.info("%s: %s %s (was %s)", stage, action, version, previous)
         return StageChange(stage, action, version, previous, tags)
 
-    def set_serving_base_path(self, base_path: str | None) -> None:
-        """Sets the base path written into models.config (None: this folder's absolute path)."""
-        with self._update() as data:
-            data["serving_base_path"] = base_path
-            self.write_serving_files(data)
+    def _stage_for_server(
+        self, data: dict[str, Any], version: str, wait_for_version: WaitForVersion | None
+    ) -> None:
+        """Serves `version` beside the current ones (labels unchanged) and waits for the server."""
+        if wait_for_version is None:
+            return
+        self.write_serving_files(data, also_serve=version)
+        wait_for_version(version)
 
-    def write_serving_files(self, data: dict[str, Any] | None = None) -> None:
+    def write_serving_files(
+        self, data: dict[str, Any] | None = None, *, also_serve: str | None = None
+    ) -> None:
         """Writes the stage symlinks and models.config from the registry (idempotent).
 
         models.config serves the production version and the one before it (so a rollback is
@@ -368,27 +382,36 @@ class ModelRegistry:
 
         Args:
             data: The registry content; read from registry.json if None.
+            also_serve: A version to load beside those, labels unchanged: the first half of
+                moving a label on a running server (see :mod:`tfserving`).
         """
         data = self.read() if data is None else data
         labels: dict[str, str] = {}
         served: list[str] = []
+        on_disk = set(self.versions())
         for stage in STAGES:
             stack = stage_stack(data["events"], stage)
             if not stack:
                 continue
             atomic_symlink(self.stage_link(stage), stack[-1])
             labels[stage] = stack[-1]
-            on_disk = set(self.versions())
-            for version in reversed(stack):
-                if version in on_disk and version not in served:
-                    served.append(version)
-                if len(served) >= 2:
-                    break
-        if not labels:
+            kept = [v for v in reversed(stack) if v in on_disk]
+            served += [v for v in dict.fromkeys(kept) if v not in served][:2]
+        if also_serve is not None and also_serve not in served:
+            served.append(also_serve)
+        if not served:
             return
         base_path = data.get("serving_base_path") or str(self.model_dir.resolve())
-        text = models_config_text(self.model_name, base_path, sorted(served, key=int), labels)
-        atomic_write_text(self.models_config_path, text)
+        try:
+            config = tfserving.models_config(
+                self.model_name, base_path, sorted(served, key=int), labels
+            )
+        except tfserving.ServingConfigError as error:
+            raise RegistryError(
+                f"cannot write {self.models_config_path}: {error} (its folder is missing from "
+                f"{self.model_dir}); promote a version that is on disk"
+            ) from None
+        atomic_write_text(self.models_config_path, tfserving.models_config_text(config))
 
     def _check_stage(self, stage: str) -> None:
         if stage not in STAGES:
