@@ -19,7 +19,7 @@ KUBEFLOW_ARGS ?=
 help:
 	@echo "make run     - set up, fetch the sample dataset (DVC), run the whole pipeline (dvc repro)"
 	@echo "make test    - set up, run the whole test suite (including slow end-to-end tests)"
-	@echo "make lint    - ruff check + ruff format --check"
+	@echo "make lint    - ruff check + ruff format --check + hadolint + dvc.lock matches the code"
 	@echo "make setup   - create .venv (Python 3.10) from requirements.lock; idempotent"
 	@echo "make kubeflow - compile the pipeline for KFP v2 / Vertex AI into build/kubeflow/"
 	@echo "make image   - build the pipeline's Docker image (needs a Docker engine)"
@@ -61,9 +61,11 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
+# The committed dvc.lock must describe the committed code and params (scripts/check_dvc_lock.py).
 lint: setup lint-docker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(PY) scripts/check_dvc_lock.py
 
 format: setup
 	$(BIN)/ruff check --fix .

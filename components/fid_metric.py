@@ -52,6 +52,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 
+from cyclegan_tfx.code_fingerprint import code_fingerprint as fingerprint_of_code
 from cyclegan_tfx.config import DIRECTIONS, BackboneConfig
 from cyclegan_tfx.fid.backbone import Backbone, load_backbone
 from cyclegan_tfx.fid.distance import (
@@ -66,6 +67,31 @@ METRIC_CLASS_NAME = "FrechetInceptionDistance"
 KID_METRIC_CLASS_NAME = "KernelInceptionDistance"
 KID_SEED = 0
 """Seed of the KID subset sampling (the same for candidate and baseline)."""
+CODE_FINGERPRINT_KEY = "code_fingerprint"
+"""Metric config key: the fingerprint of this module's code when the pipeline was compiled."""
+
+
+class StaleMetricCodeError(RuntimeError):
+    """The metric code running in the Evaluator is not the code the pipeline was compiled with."""
+
+
+def check_code_fingerprint(expected: str | None) -> None:
+    """Fails if the running metric code is not the code the pipeline was compiled with.
+
+    Args:
+        expected: The fingerprint in the metric's config (None: not checked, e.g. in tests).
+
+    Raises:
+        StaleMetricCodeError: On a mismatch (a stale image on a remote runner).
+    """
+    if expected is None:
+        return
+    running = fingerprint_of_code(__name__).digest
+    if running != expected:
+        raise StaleMetricCodeError(
+            f"the Evaluator runs FID metric code {running}, but the pipeline was compiled with "
+            f"{expected}: rebuild the pipeline image from the commit you compiled, or recompile"
+        )
 
 
 def metric_name(direction: str) -> str:
@@ -259,6 +285,7 @@ def _fid_computations(
     kid_subset_size: int = 1000,
     kid_max_samples: int = 2000,
     cache_reference_stats: bool = True,
+    code_fingerprint: str | None = None,
     name: str | None = None,
     model_names: list[str] | None = None,
     output_names: list[str] | None = None,
@@ -268,6 +295,7 @@ def _fid_computations(
     # FID/KID are per model, unweighted and not sliced by key; `name` only selects which of the
     # keys below a threshold applies to, so FID and KID metrics share one computation.
     del name, output_names, sub_keys, example_weighted
+    check_code_fingerprint(code_fingerprint)
     computations = []
     for model_name in model_names or [""]:
         keys = {
@@ -314,6 +342,7 @@ class FrechetInceptionDistance(metric_types.Metric):
         kid_subset_size: int = 1000,
         kid_max_samples: int = 2000,
         cache_reference_stats: bool = True,
+        code_fingerprint: str | None = None,
         name: str | None = None,
     ) -> None:
         """Initialises the metric.
@@ -327,6 +356,9 @@ class FrechetInceptionDistance(metric_types.Metric):
             kid_max_samples: Feature rows kept per side for KID (evaluate.kid_max_samples).
             cache_reference_stats: Cache the real images' statistics
                 (evaluate.cache_reference_stats).
+            code_fingerprint: The fingerprint of this module's code at pipeline compile time;
+                it makes metric code changes part of the Evaluator's cache key and is checked
+                against the running code.
             name: The key a threshold on this metric applies to; defaults to
                 `<prefix>_<direction>` and must be one of :func:`metric_key_names`.
 
@@ -348,6 +380,7 @@ class FrechetInceptionDistance(metric_types.Metric):
             kid_subset_size=kid_subset_size,
             kid_max_samples=kid_max_samples,
             cache_reference_stats=cache_reference_stats,
+            code_fingerprint=code_fingerprint,
             name=name,
         )
 

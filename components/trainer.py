@@ -2,6 +2,9 @@
 
 The pipeline passes only the sections that define the model (seed, image size, model, train) in
 `custom_config`, so changing e.g. evaluation thresholds does not invalidate the Trainer's cache.
+It also passes the fingerprint of the training code (:mod:`cyclegan_tfx.code_fingerprint`):
+TFX caches on `custom_config`, so changed training code retrains instead of reusing a model the
+old code produced.
 """
 
 from __future__ import annotations
@@ -13,13 +16,22 @@ from typing import Any
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
+from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
 from cyclegan_tfx.model.train import checkpoint_key, train_and_export
 
 logger = logging.getLogger(__name__)
 
 
 CHECKPOINT_ROOT_KEY = "checkpoint_root"
+CODE_FINGERPRINT_KEY = "code_fingerprint"
+TRAINER_MODULE = __name__
+"""The module whose code (with everything it imports) the Trainer runs."""
+
+
+class StaleCodeError(RuntimeError):
+    """The code running the Trainer is not the code the pipeline was compiled with."""
 
 
 def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
@@ -28,7 +40,8 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
     Checkpoints live outside the Trainer's per-execution folders, under
     `<pipeline_root>/checkpoints/<run key>`, so a Trainer re-run after an interruption finds
     and resumes them. Resuming needs a local (or mounted) filesystem: with a remote root such
-    as gs:// the Trainer trains without checkpoints and says so.
+    as gs:// the Trainer trains without checkpoints and says so. The run key includes the code
+    fingerprint, so changed code never resumes checkpoints written by the old code.
     """
     full = config.to_dict()
     return {
@@ -36,13 +49,26 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
         "image_size": config.preprocess.image_size,
         "model": full["model"],
         "train": full["train"],
+        CODE_FINGERPRINT_KEY: code_fingerprint(TRAINER_MODULE).digest,
         CHECKPOINT_ROOT_KEY: f"{pipeline_root.rstrip('/')}/checkpoints",
     }
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains the CycleGAN and writes the serving SavedModel to `fn_args.serving_model_dir`."""
+    """Trains the CycleGAN and writes the serving SavedModel to `fn_args.serving_model_dir`.
+
+    Raises:
+        StaleCodeError: If the code running here differs from the code whose fingerprint the
+            pipeline was compiled with (e.g. a Kubeflow image built from another commit).
+    """
     custom = fn_args.custom_config
+    running = code_fingerprint(TRAINER_MODULE)
+    if custom.get(CODE_FINGERPRINT_KEY) != running.digest:
+        raise StaleCodeError(
+            f"the Trainer runs training code {running.digest}, but the pipeline was compiled "
+            f"with {custom.get(CODE_FINGERPRINT_KEY)}: rebuild the pipeline image from the "
+            "commit you compiled (make image) or recompile the pipeline from this code"
+        )
     model_config = build_section(ModelConfig, custom["model"], "model")
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
@@ -66,5 +92,19 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         run_dir=fn_args.model_run_dir,
         export_dir=fn_args.serving_model_dir,
         checkpoint_dir=checkpoint_dir,
+    )
+    write_model_info(
+        fn_args.serving_model_dir,
+        {
+            CODE_FINGERPRINT_KEY: running.digest,
+            "code_files": list(running.files),
+            "weights_fingerprint": result.weights_fingerprint,
+            "serving_fingerprint": serving_fingerprint(
+                result.weights_fingerprint, custom["image_size"]
+            ),
+            "image_size": custom["image_size"],
+            "steps": result.steps,
+            "train_examples": result.examples,
+        },
     )
     logger.info("Trainer finished: %s", result)

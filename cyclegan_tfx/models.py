@@ -58,6 +58,12 @@ def _git_text(git: dict[str, Any] | None) -> str:
     return git["commit"][:10] + ("+dirty" if git.get("dirty") else "")
 
 
+def _code_text(code: dict[str, Any] | None) -> str:
+    if not code or not code.get("fingerprint"):
+        return f"{_MISSING} (not recorded by the Trainer that made this model)"
+    return f"{code['fingerprint']} ({len(code.get('files') or ())} files)"
+
+
 def _baseline_text(baseline: dict[str, Any] | None) -> str:
     if not baseline:
         return "none"
@@ -181,6 +187,8 @@ def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
         f"  git commit       {_git_text(entry.get('git'))}",
         f"  params hash      {entry.get('params_hash') or _MISSING}",
         f"  optimizer        {entry.get('optimizer_strategy') or _MISSING}",
+        f"  training code    {_code_text(entry.get('training_code'))}",
+        f"  weights          {entry.get('weights_fingerprint') or _MISSING}",
     ]
     if not entry:
         lines.append("  (no push metadata: pushed before the registry recorded it)")

@@ -8,11 +8,13 @@ import json
 import tensorflow_model_analysis as tfma
 
 from components.fid_metric import (
+    CODE_FINGERPRINT_KEY,
     KID_METRIC_CLASS_NAME,
     METRIC_CLASS_NAME,
     kid_metric_name,
     metric_name,
 )
+from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import DIRECTIONS, EvaluateConfig
 from cyclegan_tfx.model.export import SIGNATURE_FID_EVAL
 
@@ -53,7 +55,9 @@ def kid_threshold(evaluate: EvaluateConfig, direction: str) -> tfma.MetricThresh
 def metric_config_json(evaluate: EvaluateConfig, direction: str) -> str:
     """The JSON config shared by the FID and KID metrics of `direction`.
 
-    Both metrics must get the same config: TFMA runs their (identical) computation once.
+    Both metrics must get the same config: TFMA runs their (identical) computation once. It
+    includes the fingerprint of the metric's code: TFX caches the Evaluator on its
+    `eval_config`, so changed metric code re-evaluates instead of reusing old results.
     """
     return json.dumps(
         {
@@ -64,6 +68,7 @@ def metric_config_json(evaluate: EvaluateConfig, direction: str) -> str:
             "kid_subset_size": evaluate.kid_subset_size,
             "kid_max_samples": evaluate.kid_max_samples,
             "cache_reference_stats": evaluate.cache_reference_stats,
+            CODE_FINGERPRINT_KEY: code_fingerprint(FID_METRIC_MODULE).digest,
         },
         sort_keys=True,
     )

@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from cyclegan_tfx.config import Config, load_config
 from cyclegan_tfx.registry.store import RegistryError
 from pipeline.pipeline import create_pipeline
-from pipeline.registry import record_push
+from pipeline.registry import RecordedPush, record_push
 from pipeline.reports import write_reports
 
 
@@ -38,19 +38,19 @@ class RunOutcome:
 
     Attributes:
         summary: The evaluation summary of :func:`pipeline.reports.write_reports`.
-        registered_version: The version recorded in serving/<name>/registry.json, or None when
-            the run pushed nothing.
+        push: The version the run's blessed model is in serving/<name>/ (and registry.json),
+            and whether it was already there; None when the model was not blessed.
     """
 
     summary: dict[str, Any]
-    registered_version: str | None
+    push: RecordedPush | None
 
 
 def run_and_report(config: Config) -> RunOutcome:
     """Runs the pipeline, writes the DVC reports and registers a pushed model."""
     run(config)
     summary = write_reports(config)
-    return RunOutcome(summary=summary, registered_version=record_push(config))
+    return RunOutcome(summary=summary, push=record_push(config))
 
 
 def main() -> None:
@@ -76,9 +76,14 @@ def main() -> None:
         f"FID a2b {summary['fid_a2b']:.2f}  b2a {summary['fid_b2a']:.2f}  "
         f"(backbone {summary['backbone']}): {verdict}"
     )
-    if outcome.registered_version:
+    if outcome.push and outcome.push.already_pushed:
         print(
-            f"registered version {outcome.registered_version}: "
+            f"this model is already pushed as version {outcome.push.version}: nothing new "
+            "pushed or registered"
+        )
+    elif outcome.push:
+        print(
+            f"registered version {outcome.push.version}: "
             "`python -m cyclegan_tfx.models list` / `show` / `promote`"
         )
 

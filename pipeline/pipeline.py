@@ -2,13 +2,14 @@
 
 ImportExampleGen (Beam TFRecords) -> Trainer (CycleGAN, four optimizers)
 -> Resolver (latest blessed model = baseline) -> Evaluator (FID a2b/b2a, TFMA)
--> Pusher (only inside the blessing condition).
+-> Pusher (only inside the blessing condition; does not push a model already pushed).
 """
 
 from __future__ import annotations
 
 from tfx import v1 as tfx
 
+from components.pusher import Pusher
 from components.trainer import trainer_custom_config
 from cyclegan_tfx.config import Config
 from pipeline.eval_config import build_eval_config
@@ -82,7 +83,7 @@ def create_pipeline(
     )
     blessed = evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1
     with tfx.dsl.Cond(blessed):
-        pusher = tfx.components.Pusher(
+        pusher = Pusher(
             model=trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(

@@ -12,6 +12,7 @@ fact from ML Metadata (pushed before the registry existed, or with a lost entry)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,9 @@ from typing import Any
 
 import ml_metadata as mlmd
 
+from components.pusher import ALREADY_PUSHED_KEY
 from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.model.model_info import read_model_info
 from cyclegan_tfx.registry import lineage, provenance
 from cyclegan_tfx.registry.store import ModelRegistry, RegistryError, utc_from_epoch, utc_now
 from pipeline.pipeline import serving_base_directory
@@ -36,6 +39,33 @@ METRIC_NAMES = tuple(f"{kind}_{d}" for kind in ("fid", "kid") for d in DIRECTION
 def model_registry(config: Config) -> ModelRegistry:
     """The registry of the pipeline's serving folder, `<paths.serving>/<pipeline.name>/`."""
     return ModelRegistry(serving_base_directory(config), config.pipeline.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedPush:
+    """The version the newest run pushed, and whether this run wrote it.
+
+    Attributes:
+        version: The serving version.
+        already_pushed: True when the run's blessed model had been pushed before (as
+            `version`): nothing was copied and nothing new registered.
+    """
+
+    version: str
+    already_pushed: bool
+
+
+def model_record(model_dir: str) -> dict[str, Any]:
+    """What the Trainer recorded about the model in `model_dir` (code, weights), for an entry."""
+    info = read_model_info(model_dir) or {}
+    return {
+        "training_code": {
+            "fingerprint": info.get("code_fingerprint"),
+            "files": info.get("code_files"),
+        },
+        "weights_fingerprint": info.get("weights_fingerprint"),
+        "serving_fingerprint": info.get("serving_fingerprint"),
+    }
 
 
 def _metric_values(values: dict[str, Any]) -> dict[str, float | None]:
@@ -94,6 +124,7 @@ def _entry(
         },
         "baseline": _baseline(registry, store, push, metrics.get("baseline")),
         "lineage": push.to_dict(),
+        **model_record(str(registry.model_dir / push.version)),
     }
     if at_push:
         entry |= {
@@ -115,11 +146,11 @@ def _entry(
     return entry
 
 
-def record_push(config: Config) -> str | None:
+def record_push(config: Config) -> RecordedPush | None:
     """Registers the version the newest pipeline run pushed, if it pushed one.
 
-    A version that is already registered (e.g. a re-run whose Pusher was a cache hit) is left
-    as it is.
+    A version that is already registered (a re-run whose Pusher was a cache hit, or whose
+    blessed model the Pusher found already pushed) is left as it is.
 
     Args:
         config: The configuration of the run.
@@ -137,14 +168,15 @@ def record_push(config: Config) -> str | None:
         return None
     newest = max(pushed, key=lambda a: a.id)
     version = newest.custom_properties["pushed_version"].string_value
+    already = newest.custom_properties[ALREADY_PUSHED_KEY].int_value == 1
     registry = model_registry(config)
     if registry.entry(version) is not None:
         logger.info("version %s is already registered", version)
-        return version
+        return RecordedPush(version, already)
     store = lineage.open_store(metadata_path)
     push = lineage.push_lineage(store, config.pipeline.name, version)
     registry.record(version, _entry(config, registry, store, push, at_push=True))
-    return version
+    return RecordedPush(version, already)
 
 
 def backfill(config: Config, versions: list[str] | None = None) -> list[str]:

@@ -64,6 +64,69 @@ def test_generator_reproduces_the_versioned_dataset(tmp_path):
     assert _data_md5(repo / "data.dvc") == _data_md5(REPO_ROOT / "data.dvc")
 
 
+def test_lock_check_fails_when_code_or_params_change_after_the_run(tmp_path):
+    repo = _git_dvc_repo(tmp_path / "lock")
+    (repo / "src").mkdir()
+    (repo / "src" / "step.py").write_text("print('v1')\n")
+    (repo / "params.yaml").write_text("step:\n  size: 1\n")
+    stage = "python src/step.py > out.txt"
+    _run(
+        [
+            DVC,
+            "stage",
+            "add",
+            "-q",
+            "-n",
+            "step",
+            "-d",
+            "src",
+            "-p",
+            "step",
+            "-o",
+            "out.txt",
+            stage,
+        ],
+        repo,
+    )
+    _run([DVC, "repro", "-q"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "run"], repo)
+    check = [sys.executable, str(REPO_ROOT / "scripts" / "check_dvc_lock.py")]
+    assert _run(check, repo).returncode == 0
+    (repo / "src" / "step.py").write_text("print('v2')\n")
+    stale = _run(check, repo, check=False)
+    assert stale.returncode == 1
+    assert "step: code dependency src modified" in stale.stderr and "make run" in stale.stderr
+    (repo / "src" / "step.py").write_text("print('v1')\n")
+    (repo / "params.yaml").write_text("step:\n  size: 2\n")
+    stale = _run(check, repo, check=False)
+    assert stale.returncode == 1 and "param step (params.yaml) modified" in stale.stderr
+
+
+def test_committed_lock_matches_the_committed_code():
+    # The same check `make lint` runs, on this repository.
+    result = _run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "check_dvc_lock.py")], REPO_ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("stage", ["preprocess", "pipeline"])
+def test_stage_deps_cover_the_code_the_stage_runs(stage):
+    # DVC reruns a stage only when a listed dependency changes: every project file the
+    # stage's command imports (transitively) must be under one of its deps.
+    from cyclegan_tfx.code_fingerprint import module_closure
+
+    definition = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]
+    module = definition["cmd"].split("python -m ", 1)[1].split()[0]
+    if (REPO_ROOT / module.replace(".", "/") / "__main__.py").is_file():
+        module += ".__main__"
+    deps = [str(d) for d in definition["deps"] if "${" not in str(d)]
+    files = [p.relative_to(REPO_ROOT).as_posix() for p in module_closure(module)]
+    uncovered = [f for f in files if not any(f == d or f.startswith(d + "/") for d in deps)]
+    assert uncovered == [], f"add to the {stage} stage's deps in dvc.yaml: {uncovered}"
+
+
 def _tiny_params(params: dict) -> dict:
     params["preprocess"].update(image_size=32, num_shards=1)
     params["model"].update(generator_filters=4, generator_blocks=1, discriminator_filters=4)

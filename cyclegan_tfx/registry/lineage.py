@@ -5,7 +5,9 @@ baseline) -> Examples -> ImportExampleGen.
 
 The Pusher records the serving version it wrote as the `pushed_version` property of its
 PushedModel artifact, so a version folder leads back to every TFX execution and artifact behind
-it. A Trainer whose output was reused from the cache appears once as the execution that trained
+it. A later run that found its model already pushed records the same version with
+`already_pushed = 1`; the lineage of a version is that of the push that wrote it.
+A Trainer whose output was reused from the cache appears once as the execution that trained
 the model (`COMPLETE`) and then once per later run that reused it (`CACHED`).
 """
 
@@ -19,6 +21,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 _PUSHED_VERSION = "pushed_version"
+_ALREADY_PUSHED = "already_pushed"  # components.pusher.ALREADY_PUSHED_KEY (no TFX import here)
 _COMPLETE = "COMPLETE"
 
 
@@ -184,7 +187,8 @@ def push_lineage(store: mlmd.MetadataStore, pipeline_name: str, version: str) ->
     ]
     if not pushed:
         raise LineageError(f"ML Metadata has no push of version {version}")
-    pushed_model = reader.artifact_ref(max(pushed, key=lambda a: a.id))
+    wrote = [a for a in pushed if _value(a.custom_properties[_ALREADY_PUSHED]) != 1]
+    pushed_model = reader.artifact_ref(max(wrote or pushed, key=lambda a: a.id))
     pushers = sorted(reader.producers(pushed_model.id), key=lambda e: e.id)
     pusher = reader.execution(pushers[0]) if pushers else None
     pusher_inputs = (

@@ -1,0 +1,115 @@
+"""Code fingerprints: which files a component runs, and that a change to one changes the key."""
+
+import shutil
+
+import pytest
+from conftest import REPO_ROOT
+
+from components import fid_metric
+from components.trainer import (
+    CODE_FINGERPRINT_KEY,
+    TRAINER_MODULE,
+    StaleCodeError,
+    run_fn,
+    trainer_custom_config,
+)
+from cyclegan_tfx.code_fingerprint import code_fingerprint, module_closure
+from cyclegan_tfx.config import load_config
+from pipeline.eval_config import FID_METRIC_MODULE, build_eval_config
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    for package in ("cyclegan_tfx", "components", "pipeline"):
+        shutil.copytree(
+            REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return tmp_path
+
+
+def _names(paths, root=REPO_ROOT):
+    return {path.relative_to(root).as_posix() for path in paths}
+
+
+def test_trainer_closure_is_the_training_code():
+    files = _names(module_closure(TRAINER_MODULE))
+    assert {
+        "components/trainer.py",
+        "components/__init__.py",
+        "cyclegan_tfx/config.py",
+        "cyclegan_tfx/model/networks.py",
+        "cyclegan_tfx/model/train.py",
+        "cyclegan_tfx/model/export.py",
+        "cyclegan_tfx/model/__init__.py",
+    } <= files
+    assert not {f for f in files if f.startswith(("cyclegan_tfx/fid/", "pipeline/"))}
+    assert "components/fid_metric.py" not in files
+
+
+def test_metric_closure_is_the_metric_code():
+    files = _names(module_closure(FID_METRIC_MODULE))
+    assert {"components/fid_metric.py", "cyclegan_tfx/fid/distance.py"} <= files
+    assert "cyclegan_tfx/fid/backbone.py" in files
+    assert not {f for f in files if f.startswith("cyclegan_tfx/model/")}
+
+
+def test_a_change_in_the_closure_changes_the_fingerprint(project_copy):
+    before = code_fingerprint(TRAINER_MODULE, root=project_copy)
+    assert before == code_fingerprint(TRAINER_MODULE)  # the copy is the same code
+    networks = project_copy / "cyclegan_tfx/model/networks.py"
+    networks.write_text(networks.read_text().replace("_INIT_STDDEV = 0.02", "_INIT_STDDEV = 0.05"))
+    after = code_fingerprint(TRAINER_MODULE, root=project_copy)
+    assert after.digest != before.digest and after.files == before.files
+    # The metric does not run the networks: its key is unchanged.
+    assert code_fingerprint(FID_METRIC_MODULE, root=project_copy) == code_fingerprint(
+        FID_METRIC_MODULE
+    )
+
+
+def test_code_outside_the_closure_does_not_count(project_copy):
+    before = code_fingerprint(TRAINER_MODULE, root=project_copy)
+    explain = project_copy / "pipeline/explain_gate.py"
+    explain.write_text(explain.read_text() + "\n# changed\n")
+    assert code_fingerprint(TRAINER_MODULE, root=project_copy) == before
+
+
+def test_relative_imports_are_followed(project_copy):
+    helper = project_copy / "cyclegan_tfx/model/helper_for_test.py"
+    helper.write_text("VALUE = 1\n")
+    train = project_copy / "cyclegan_tfx/model/train.py"
+    train.write_text("from .helper_for_test import VALUE  # noqa\n" + train.read_text())
+    files = _names(module_closure(TRAINER_MODULE, project_copy), project_copy)
+    assert "cyclegan_tfx/model/helper_for_test.py" in files
+
+
+def test_unknown_module_is_an_error():
+    with pytest.raises(ModuleNotFoundError):
+        code_fingerprint("cyclegan_tfx.no_such_module")
+
+
+def test_pipeline_passes_the_fingerprints_as_execution_properties(tmp_path):
+    config = load_config(REPO_ROOT / "params.yaml")
+    custom = trainer_custom_config(config, str(tmp_path))
+    assert custom[CODE_FINGERPRINT_KEY] == code_fingerprint(TRAINER_MODULE).digest
+    eval_config = build_eval_config(config.evaluate)
+    metric_configs = [m.config for spec in eval_config.metrics_specs for m in spec.metrics]
+    expected = code_fingerprint(FID_METRIC_MODULE).digest
+    assert metric_configs and all(expected in text for text in metric_configs)
+
+
+def test_trainer_refuses_to_run_other_code_than_it_was_compiled_with(tmp_path):
+    from tfx import v1 as tfx
+
+    config = load_config(REPO_ROOT / "params.yaml")
+    custom = trainer_custom_config(config, str(tmp_path))
+    custom[CODE_FINGERPRINT_KEY] = "sha256:" + "0" * 64
+    fn_args = tfx.components.FnArgs(custom_config=custom, train_files=[])
+    with pytest.raises(StaleCodeError, match="rebuild the pipeline image"):
+        run_fn(fn_args)
+
+
+def test_metric_refuses_to_run_other_code_than_it_was_compiled_with():
+    fid_metric.check_code_fingerprint(code_fingerprint(FID_METRIC_MODULE).digest)
+    fid_metric.check_code_fingerprint(None)
+    with pytest.raises(fid_metric.StaleMetricCodeError, match="recompile"):
+        fid_metric.FrechetInceptionDistance(code_fingerprint="sha256:0").computations()
