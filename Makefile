@@ -14,7 +14,7 @@ IMAGE ?= cyclegan-tfx:latest
 KUBEFLOW_ARGS ?=
 
 .PHONY: setup run compare test test-fast lint format lock data clean help kubeflow image lint-docker models
-.PHONY: explain-gate bench-fid
+.PHONY: explain-gate bench-fid fid-agreement
 
 help:
 	@echo "make run     - set up, fetch the sample dataset (DVC), run the whole pipeline (dvc repro)"
@@ -24,8 +24,9 @@ help:
 	@echo "make kubeflow - compile the pipeline for KFP v2 / Vertex AI into build/kubeflow/"
 	@echo "make image   - build the pipeline's Docker image (needs a Docker engine)"
 	@echo "make models  - list the pushed model versions (python -m cyclegan_tfx.models)"
-	@echo "make explain-gate - why the last evaluated model was (not) blessed: FID/KID checks table"
+	@echo "make explain-gate - why the last evaluated model was (not) blessed: every check of the gate"
 	@echo "make bench-fid - FID feature-extraction throughput; Frechet distance eigh vs sqrtm, d=2048"
+	@echo "make fid-agreement - does FID follow the ground truth? rank correlations over training"
 
 setup: $(STAMP)
 
@@ -46,7 +47,12 @@ data: setup
 # dvc.yaml stages call `python`: put the virtualenv first on PATH for them.
 run: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
-	@$(BIN)/dvc metrics show
+	@echo
+	@$(PY) -m pipeline.explain_gate --params params.yaml
+	@echo
+	@echo "next: .venv/bin/dvc plots show (curves, translations: dvc_plots/index.html)," \
+	      "make models (pushed versions), .venv/bin/dvc metrics show," \
+	      "TensorBoard: .venv/bin/tensorboard --logdir build/tfx/Trainer"
 
 # Trains every optimizer strategy on the sample data (same seed and budget) and writes
 # reports/optimizer_comparison.md and reports/fid_over_training.{tsv,svg}.
@@ -93,6 +99,13 @@ explain-gate: setup
 
 bench-fid: setup
 	$(PY) bench/fid.py --params params.yaml
+
+# Trains the default model once, scoring FID/KID and the ground-truth metrics every 3 epochs;
+# writes reports/fid_agreement.{md,json} (rank correlations, the curve).
+AGREEMENT_ARGS ?= --eval-every 3
+fid-agreement: data
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro preprocess
+	$(PY) -m cyclegan_tfx.agreement --params params.yaml $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -19,12 +19,15 @@ import tensorflow as tf
 
 from cyclegan_tfx.config import ModelConfig, load_config
 from cyclegan_tfx.model.cyclegan import CycleGAN
+from cyclegan_tfx.strategies import OptimizerStrategy
 
 
 def measure(args: argparse.Namespace, jit_compile: bool) -> tuple[float, float]:
     config = load_config(args.params)
     model = ModelConfig(args.filters, args.blocks, args.filters, 3)
-    optimizer = dataclasses.replace(config.train.optimizer, strategy=args.strategy)
+    optimizer = dataclasses.replace(
+        config.train.optimizer, strategy=OptimizerStrategy(args.strategy)
+    )
     train = dataclasses.replace(config.train, optimizer=optimizer)
     gan = CycleGAN(
         model,
@@ -55,7 +58,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--strategy", default="independent")
+    parser.add_argument(
+        "--strategy", default="independent", choices=[s.value for s in OptimizerStrategy]
+    )
     args = parser.parse_args()
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(

@@ -27,52 +27,25 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
-from cyclegan_tfx.fid.backbone import Backbone, load_backbone
-from cyclegan_tfx.fid.distance import FeatureStats, fid_from_stats, kernel_inception_distance
+from cyclegan_tfx.fid.backbone import load_backbone
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.cyclegan import CycleGAN
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.train import steps_per_epoch, train_and_export
+from cyclegan_tfx.strategies import OptimizerStrategy
+from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("independent", "shared_schedule", "joint", "single")
+STRATEGIES = tuple(strategy.value for strategy in OptimizerStrategy)
 REPORT_MD = "optimizer_comparison.md"
 REPORT_JSON = "optimizer_comparison.json"
 CURVE_TSV = "fid_over_training.tsv"
 CURVE_SVG = "fid_over_training.svg"
 
 
-class _TestSet:
-    """Test images and the backbone features of the real ones (computed once)."""
-
-    def __init__(self, files: list[str], image_size: int, backbone: Backbone) -> None:
-        self.backbone = backbone
-        self.images = {
-            d: np.stack(list(data.domain_images(files, d, image_size))) for d in ("A", "B")
-        }
-        self.real_features = {d: backbone(images) for d, images in self.images.items()}
-
-    def scores(self, cyclegan: CycleGAN) -> dict[str, float]:
-        """FID and KID per direction of the current generators."""
-        result = {}
-        for direction, source, target, generator in (
-            ("a2b", "A", "B", cyclegan.networks.generator_ab),
-            ("b2a", "B", "A", cyclegan.networks.generator_ba),
-        ):
-            fake = data.to_uint8(generator(data.to_float(self.images[source]), training=False))
-            features = self.backbone(fake.numpy())
-            real = self.real_features[target]
-            result[f"fid_{direction}"] = fid_from_stats(
-                FeatureStats.from_features(features), FeatureStats.from_features(real)
-            )
-            kid, kid_std = kernel_inception_distance(features, real, num_subsets=50)
-            result[f"kid_{direction}"], result[f"kid_{direction}_std"] = kid, kid_std
-        return result
-
-
 def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
-    optimizer = dataclasses.replace(config.train.optimizer, strategy=strategy)
+    optimizer = dataclasses.replace(config.train.optimizer, strategy=OptimizerStrategy(strategy))
     schedule = dataclasses.replace(
         config.train.schedule, decay_epochs=min(config.train.schedule.decay_epochs, epochs)
     )
@@ -84,15 +57,9 @@ def compare(
     config: Config, strategies: list[str], epochs: float, eval_every_epochs: float
 ) -> dict[str, Any]:
     """Trains every strategy and returns the curves and final scores."""
-    preprocessed = config.paths.resolve("preprocessed")
-    train_files = sorted(str(p) for p in (preprocessed / "train").glob("*.tfrecord"))
-    test_files = sorted(str(p) for p in (preprocessed / "test").glob("*.tfrecord"))
-    if not train_files or not test_files:
-        raise FileNotFoundError(
-            f"no TFRecords under {preprocessed}; run `dvc repro preprocess` first"
-        )
+    train_files, test_files = preprocessed_files(config)
     size = config.preprocess.image_size
-    test_set = _TestSet(test_files, size, load_backbone(config.evaluate.backbone))
+    test_set = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
     per_epoch = steps_per_epoch(data.count_domains(train_files), config.train.batch_size)
     eval_every = max(1, round(eval_every_epochs * per_epoch))
     total = Timeline.from_epochs(epochs, 0, per_epoch).total_steps
@@ -103,7 +70,9 @@ def compare(
 
         def monitor(done: int, cyclegan: CycleGAN, curve=curve, name=strategy) -> None:
             if done % eval_every == 0 or done == total:
-                curve.append({"step": done, **test_set.scores(cyclegan)})
+                nets = cyclegan.networks
+                scores = test_set.scores({"a2b": nets.generator_ab, "b2a": nets.generator_ba})
+                curve.append({"step": done, **scores})
                 logger.info("%s step %d: %s", name, done, curve[-1])
 
         started = time.monotonic()

@@ -9,6 +9,7 @@ rebuild it with :func:`config_from_dict`.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from pathlib import Path
@@ -16,16 +17,19 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from cyclegan_tfx.strategies import NETWORKS, OptimizerStrategy
+
 DEFAULT_PARAMS_FILE = "params.yaml"
 
-NETWORK_NAMES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+NETWORK_NAMES = NETWORKS
 """The four CycleGAN networks. Paper names: G = generator_ab, F = generator_ba,
 D_X = discriminator_a, D_Y = discriminator_b."""
 
 DIRECTIONS = ("a2b", "b2a")
 
 ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
-StrategyName = Literal["single", "joint", "shared_schedule", "independent"]
+UpsamplingName = Literal["transpose", "resize_conv"]
+GeneratorName = Literal["resnet", "unet"]
 
 
 class ConfigError(ValueError):
@@ -73,18 +77,29 @@ class PreprocessConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """CycleGAN architecture (Zhu et al. 2017)."""
+    """CycleGAN architecture (Zhu et al. 2017).
+
+    `generator`: "resnet" (the paper's, `generator_blocks` residual blocks) or "unet" (the
+    reference code's `--netG unet_*`: `unet_downsamplings` levels with skip connections).
+    `upsampling`: "transpose" (the paper's fractionally-strided convolutions) or "resize_conv"
+    (nearest-neighbour 2x upsampling then a 3x3 convolution; Odena et al. 2016, "Deconvolution
+    and Checkerboard Artifacts": no uneven kernel overlap, hence no checkerboard pattern).
+    """
 
     generator_filters: int
     generator_blocks: int
     discriminator_filters: int
     discriminator_layers: int
+    upsampling: UpsamplingName = "transpose"
+    generator: GeneratorName = "resnet"
+    unet_downsamplings: int = 6
 
     def __post_init__(self) -> None:
         _check(self.generator_filters >= 1, "model.generator_filters must be >= 1")
         _check(self.generator_blocks >= 0, "model.generator_blocks must be >= 0")
         _check(self.discriminator_filters >= 1, "model.discriminator_filters must be >= 1")
         _check(self.discriminator_layers >= 1, "model.discriminator_layers must be >= 1")
+        _check(self.unet_downsamplings >= 1, "model.unet_downsamplings must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,19 +155,13 @@ class ScheduleConfig:
 class OptimizerSetup:
     """How the four networks are optimised (`train.optimizer`).
 
-    Strategies:
-      - `independent` (default, TTUR): four Adam optimizers, each with the settings of its own
-        network in `networks` (learning rate, betas, schedule, clipping).
-      - `shared_schedule`: four Adam optimizers sharing one learning-rate schedule object built
-        from `shared`.
-      - `joint`: the reference implementation's two optimizers, one over both generators and
-        one over both discriminators, both with `shared` settings.
-      - `single`: one Adam over all four networks with `shared` settings; see
-        cyclegan_tfx/model/cyclegan.py for how its summed loss is differentiated.
-    `n_critic` discriminator updates are made per generator update.
+    `strategy` is an :class:`~cyclegan_tfx.strategies.OptimizerStrategy` (what each one does is
+    defined there). `networks` holds each network's settings (used by `independent`), `shared`
+    the settings of the other strategies. `n_critic` discriminator updates are made per
+    generator update.
     """
 
-    strategy: StrategyName
+    strategy: OptimizerStrategy
     shared: OptimizerConfig
     networks: NetworkOptimizers
     n_critic: int = 1
@@ -160,14 +169,14 @@ class OptimizerSetup:
     def __post_init__(self) -> None:
         _check(self.n_critic >= 1, "train.optimizer.n_critic must be >= 1")
         _check(
-            self.n_critic == 1 or self.strategy != "single",
+            self.n_critic == 1 or self.strategy.allows_n_critic,
             "train.optimizer.n_critic > 1 needs separate discriminator optimizers; "
             "it cannot be combined with strategy 'single'",
         )
 
     def for_network(self, network: str) -> OptimizerConfig:
         """The settings the optimizer of `network` uses under the chosen strategy."""
-        if self.strategy == "independent":
+        if self.strategy.per_network_settings:
             return self.networks.for_network(network)
         _check(network in NETWORK_NAMES, f"unknown network {network!r}")
         return self.shared
@@ -175,7 +184,13 @@ class OptimizerSetup:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """CycleGAN training loop."""
+    """CycleGAN training loop.
+
+    Augmentation as in the paper's reference code: `random_jitter` resizes each training image
+    to `jitter_scale` times its size (286/256 in the paper) and crops a random window of the
+    original size; `random_flip` mirrors it left-right with probability 1/2. Evaluation and
+    serving always see the deterministic, unaugmented image.
+    """
 
     batch_size: int
     epochs: float
@@ -188,9 +203,13 @@ class TrainConfig:
     checkpoint_every_steps: int = 100
     restart: bool = False
     mixed_precision: bool = False
+    random_jitter: bool = True
+    jitter_scale: float = 286 / 256
+    random_flip: bool = True
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(self.jitter_scale >= 1.0, "train.jitter_scale must be >= 1 (1: no jitter)")
         _check(self.epochs >= 0, "train.epochs must be >= 0 (0 exports an untrained model)")
         _check(self.pool_size >= 0, "train.pool_size must be >= 0")
         _check(self.log_every_steps >= 1, "train.log_every_steps must be >= 1")
@@ -213,19 +232,6 @@ class BackboneConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectionBounds:
-    """A number per translation direction."""
-
-    a2b: float
-    b2a: float
-
-    def for_direction(self, direction: str) -> float:
-        """Returns the value for `direction` ("a2b" or "b2a")."""
-        _check(direction in DIRECTIONS, f"unknown direction {direction!r}")
-        return getattr(self, direction)
-
-
-@dataclasses.dataclass(frozen=True)
 class OptionalDirectionBounds:
     """A number or null (no bound) per translation direction."""
 
@@ -239,29 +245,97 @@ class OptionalDirectionBounds:
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateConfig:
-    """FID/KID gate.
+class BackboneBounds(OptionalDirectionBounds):
+    """Absolute bounds on a backbone-specific metric (FID, KID) and the backbone they fit.
 
-    KID (Bińkowski et al. 2018) needs feature rows, not just sums: at most `kid_max_samples`
-    rows per side are kept (a deterministic, order-independent sample: the rows of the images
-    with the smallest content hashes). `cache_reference_stats` caches the real test images'
-    statistics per (backbone, content hash) under `<backbone.cache_dir>/fid_stats/`.
+    FID and KID values depend on the feature network, so a bound calibrated on one backbone
+    means nothing for another: it is applied only when the evaluation's backbone is `backbone`
+    (e.g. `fallback-inceptionv3-random-seed0`, or `inception-2015-12-05` for the standard one).
     """
 
-    fid_upper_bound: DirectionBounds
-    max_relative_increase: float
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        has_bound = self.a2b is not None or self.b2a is not None
+        _check(
+            not has_bound or bool(self.backbone),
+            "an absolute FID/KID bound needs `backbone`: the feature network it was calibrated on",
+        )
+
+    def to_metric_config(self) -> dict[str, Any]:
+        """The form the quality metric takes (`{"backbone": ..., "a2b": ..., "b2a": ...}`)."""
+        return {"backbone": self.backbone, "a2b": self.a2b, "b2a": self.b2a}
+
+
+GroundTruthMode = Literal["auto", "paired", "unpaired"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """The default checks of the gate, per direction (see README "The gate").
+
+    Attributes:
+        fid_vs_identity_max: A translation must beat doing nothing: FID(translated, target)
+            <= this x FID(untranslated source, target). Needs no calibration.
+        mae_vs_identity_max: With ground truth: MAE(translated, truth) <= this x MAE(source
+            as it is, truth); catches colour-only, wrong-direction and untrained models.
+        fid_max_relative_increase: Without ground truth, once a blessed baseline exists: FID
+            at most this much (relative) worse than the baseline's.
+        mae_max_increase: With ground truth and a baseline: MAE at most this many grey levels
+            worse than the baseline's (FID is then not compared with the baseline).
+    """
+
+    fid_vs_identity_max: float = 0.8
+    mae_vs_identity_max: float = 0.8
+    fid_max_relative_increase: float = 0.25
+    mae_max_increase: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("fid_vs_identity_max", "mae_vs_identity_max"):
+            _check(getattr(self, name) > 0, f"evaluate.gate.{name} must be > 0")
+        for name in ("fid_max_relative_increase", "mae_max_increase"):
+            _check(getattr(self, name) >= 0, f"evaluate.gate.{name} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """The Evaluator: translation quality metrics and the gate that blesses a model.
+
+    `ground_truth`: "paired" reads each test example's true translation and gates on MAE too
+    (a test split without it then fails the evaluation, saying so); "unpaired" ignores it;
+    "auto" is "paired" when the preprocessing job found ground truth for both test domains
+    (`metrics/preprocess.json`), else "unpaired".
+
+    KID (Binkowski et al. 2018) needs feature rows, not just sums: at most `kid_max_samples`
+    rows per image set are kept (a deterministic, order-independent sample: the rows of the
+    images with the smallest content hashes); FID's bootstrap spread resamples the same rows.
+    `cache_reference_stats` caches the real test images' statistics per (backbone, content
+    hash) under `<backbone.cache_dir>/fid_stats/`.
+    """
+
     backbone: BackboneConfig
-    batch_size: int = 16
-    kid_upper_bound: OptionalDirectionBounds = dataclasses.field(
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    ground_truth: GroundTruthMode = "auto"
+    fid_upper_bound: BackboneBounds = dataclasses.field(default_factory=BackboneBounds)
+    kid_upper_bound: BackboneBounds = dataclasses.field(default_factory=BackboneBounds)
+    mae_upper_bound: OptionalDirectionBounds = dataclasses.field(
         default_factory=OptionalDirectionBounds
     )
+    psnr_lower_bound: OptionalDirectionBounds = dataclasses.field(
+        default_factory=OptionalDirectionBounds
+    )
+    ssim_lower_bound: OptionalDirectionBounds = dataclasses.field(
+        default_factory=OptionalDirectionBounds
+    )
+    bootstrap_samples: int = 100
+    batch_size: int = 16
     kid_num_subsets: int = 100
     kid_subset_size: int = 1000
     kid_max_samples: int = 2000
     cache_reference_stats: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.max_relative_increase >= 0, "evaluate.max_relative_increase must be >= 0")
+        _check(self.bootstrap_samples >= 0, "evaluate.bootstrap_samples must be >= 0")
         _check(self.batch_size >= 1, "evaluate.batch_size must be >= 1")
         _check(self.kid_num_subsets >= 1, "evaluate.kid_num_subsets must be >= 1")
         _check(self.kid_subset_size >= 2, "evaluate.kid_subset_size must be >= 2")
@@ -332,6 +406,12 @@ class Config:
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     def __post_init__(self) -> None:
+        size, downs = self.preprocess.image_size, self.model.unet_downsamplings
+        _check(
+            self.model.generator != "unet" or size % 2**downs == 0,
+            f"preprocess.image_size {size} must be divisible by 2 ** model.unet_downsamplings "
+            f"({2**downs}) for the U-Net generator",
+        )
         layers = self.model.discriminator_layers
         smallest = 3 * 2**layers
         _check(
@@ -355,6 +435,8 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _to_plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, dict):
         return {k: _to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -400,6 +482,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         return _coerce(next(a for a in args if a is not type(None)), value, key)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        names = [member.value for member in hint]
+        if value not in names:
+            raise ConfigError(f"{key}: {value!r} is not one of {names}")
+        return hint(value)
     if origin is Literal:
         if value not in get_args(hint):
             raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(hint))}")

@@ -15,6 +15,11 @@ never overlap train crops.
 Domain A keeps the crops as they are; domain B gets the :func:`winter_grade` colour grade.
 The output follows the CycleGAN layout `out_dir/{trainA,trainB,testA,testB}/NNNN.png`, and the
 same seed gives byte-identical files.
+
+Because B is a known function of A, the test split is *paired* (see :mod:`cyclegan_tfx.schema`):
+`testA_truthB/NNNN.png` is the graded version of `testA/NNNN.png` (its true A->B
+translation), and `testB_truthA/NNNN.png` the ungraded crop that `testB/NNNN.png` was made
+from (its true B->A translation). The training split stays unpaired.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from cyclegan_tfx import schema
 from cyclegan_tfx.grid import png_bytes
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_COUNTS: Mapping[str, int] = {"trainA": 120, "trainB": 100, "testA": 30, "testB": 30}
+DEFAULT_COUNTS: Mapping[str, int] = {"trainA": 120, "trainB": 100, "testA": 200, "testB": 200}
 LAYOUT = ("trainA", "trainB", "testA", "testB")
+TRUTH_FOLDERS = {name: schema.truth_dir(name[-1]) for name in ("testA", "testB")}
+"""Test folder -> the folder of its ground truth (`testA` -> `testA_truthB`)."""
 TRAIN_FRACTION = 0.7
 WINDOW_SCALES = (1.0, 1.5, 2.0, 3.0)
 MIN_LUMA_STD = 20.0  # on 0..255: rejects flat windows
@@ -152,7 +160,8 @@ def make_sample_dataset(
     """Writes the sample dataset in the CycleGAN layout (see the module docstring).
 
     Args:
-        out_dir: Dataset root; receives `trainA/`, `trainB/`, `testA/`, `testB/`.
+        out_dir: Dataset root; receives `trainA/`, `trainB/`, `testA/`, `testB/` and the
+            ground truth of the test images in `testA_truthB/`, `testB_truthA/`.
         seed: Seed of the NumPy generator; the same seed gives byte-identical files.
         crop_size: Side length of the square PNG crops.
         counts: Number of images per layout folder (keys: trainA, trainB, testA, testB).
@@ -171,7 +180,7 @@ def make_sample_dataset(
     if crop_size < 8:
         raise ValueError(f"crop_size must be >= 8, got {crop_size}")
     out_dir = Path(out_dir)
-    for name in LAYOUT:
+    for name in (*LAYOUT, *TRUTH_FOLDERS.values()):
         existing = sorted((out_dir / name).glob("*.png"))
         if existing and not overwrite:
             raise FileExistsError(f"{out_dir / name} already holds {len(existing)} PNG file(s)")
@@ -195,11 +204,16 @@ def make_sample_dataset(
     for name in LAYOUT:
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
+        truth_folder = out_dir / TRUTH_FOLDERS[name] if name in TRUTH_FOLDERS else None
+        if truth_folder is not None:
+            truth_folder.mkdir(parents=True, exist_ok=True)
         for number in range(counts[name]):
             crop = _draw_crop(rng, images, by_folder[name], crop_size, used)
-            if name.endswith("B"):
-                crop = winter_grade(crop)
-            (folder / f"{number:04d}.png").write_bytes(png_bytes(crop))
+            graded = winter_grade(crop)
+            image, truth = (graded, crop) if name.endswith("B") else (crop, graded)
+            (folder / f"{number:04d}.png").write_bytes(png_bytes(image))
+            if truth_folder is not None:
+                (truth_folder / f"{number:04d}.png").write_bytes(png_bytes(truth))
         written[name] = counts[name]
         logger.info("wrote %d images to %s", counts[name], folder)
     return written

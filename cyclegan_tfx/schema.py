@@ -7,6 +7,13 @@ Every example is one image of one domain:
 - `split`: b"train" or b"test".
 - `source_sha256`: hex SHA-256 of the original file's bytes.
 - `source_path`: path of the original file, relative to the dataset root.
+- `truth` (only test examples of a paired dataset): PNG bytes of the image's true translation
+  into the other domain, preprocessed like `image`.
+
+Paired layout (optional, test split only): `testA_truthB/<name>` holds the true B-domain
+version of `testA/<name>`, and `testB_truthA/<name>` the true A-domain version of
+`testB/<name>` (same file name). Without these folders a dataset is unpaired and its examples
+have no `truth`.
 """
 
 from __future__ import annotations
@@ -16,11 +23,23 @@ DOMAIN_KEY = "domain"
 SPLIT_KEY = "split"
 SOURCE_SHA256_KEY = "source_sha256"
 SOURCE_PATH_KEY = "source_path"
+TRUTH_KEY = "truth"
 
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
+TRUTH_SPLIT = "test"
 
 
 def layout_dir(split: str, domain: str) -> str:
     """Returns the CycleGAN-layout folder name, e.g. `trainA`."""
     return f"{split}{domain}"
+
+
+def other_domain(domain: str) -> str:
+    """The other domain: A for B, B for A."""
+    return "B" if domain == "A" else "A"
+
+
+def truth_dir(domain: str) -> str:
+    """The folder of ground truth for the test images of `domain`, e.g. `testA_truthB`."""
+    return f"{layout_dir(TRUTH_SPLIT, domain)}_truth{other_domain(domain)}"

@@ -1,111 +1,157 @@
-"""The TFMA EvalConfig of the FID/KID gate, built from `params.yaml`'s `evaluate` section."""
+"""The TFMA EvalConfig of the gate, built from `params.yaml`'s `evaluate` section.
+
+Per direction, the model is blessed only if (see README "The gate"):
+
+1. it beats doing nothing on FID: `fid_<d>_vs_identity` <= `gate.fid_vs_identity_max`;
+2. with ground truth, it beats doing nothing on the paired error:
+   `mae_<d>_vs_identity` <= `gate.mae_vs_identity_max`;
+3. once a blessed baseline exists: with ground truth, MAE at most `gate.mae_max_increase` grey
+   levels worse than the baseline's; without it, FID at most `gate.fid_max_relative_increase`
+   (relative) worse. With ground truth FID is not compared with the baseline: over training it
+   can rank two good models against the truth (`make fid-agreement`, docs/gate.md). TFX drops
+   these change thresholds while there is no baseline;
+4. optional absolute bounds: FID/KID (only with the backbone they were calibrated on), MAE,
+   PSNR, SSIM.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from pathlib import Path
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 
-from components.fid_metric import (
-    CODE_FINGERPRINT_KEY,
-    KID_METRIC_CLASS_NAME,
-    METRIC_CLASS_NAME,
-    kid_metric_name,
-    metric_name,
-)
+from components.quality_metrics import CODE_FINGERPRINT_KEY, METRIC_CLASS_NAME
+from cyclegan_tfx import schema
 from cyclegan_tfx.code_fingerprint import code_fingerprint
-from cyclegan_tfx.config import DIRECTIONS, EvaluateConfig
+from cyclegan_tfx.config import DIRECTIONS, Config, EvaluateConfig
+from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model.export import SIGNATURE_FID_EVAL
 
-FID_METRIC_MODULE = "components.fid_metric"
+logger = logging.getLogger(__name__)
+
+QUALITY_METRIC_MODULE = "components.quality_metrics"
+PREPROCESS_METRICS_FILE = "preprocess.json"
 
 
-def fid_threshold(evaluate: EvaluateConfig, direction: str) -> tfma.MetricThreshold:
-    """Absolute upper bound, and "at most x% worse than the baseline" (if one exists).
+def resolve_ground_truth(config: Config) -> bool:
+    """Whether the Evaluator reads ground truth and gates on it (`evaluate.ground_truth`).
 
-    TFX drops change thresholds when there is no blessed baseline yet, so the first model is
-    judged on the absolute bound only.
+    "auto" looks at the preprocessing job's metrics: ground truth for both test domains.
     """
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(
-            upper_bound={"value": evaluate.fid_upper_bound.for_direction(direction)}
-        ),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.LOWER_IS_BETTER,
-            relative={"value": evaluate.max_relative_increase},
-        ),
-    )
-
-
-def kid_threshold(evaluate: EvaluateConfig, direction: str) -> tfma.MetricThreshold | None:
-    """Absolute KID upper bound of `direction`, or None when `evaluate.kid_upper_bound` is null.
-
-    KID has no relative check: its unbiased estimate can be 0 or negative, which makes a ratio
-    to the baseline meaningless.
-    """
-    bound = evaluate.kid_upper_bound.for_direction(direction)
-    if bound is None:
-        return None
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": bound})
-    )
-
-
-def metric_config_json(evaluate: EvaluateConfig, direction: str) -> str:
-    """The JSON config shared by the FID and KID metrics of `direction`.
-
-    Both metrics must get the same config: TFMA runs their (identical) computation once. It
-    includes the fingerprint of the metric's code: TFX caches the Evaluator on its
-    `eval_config`, so changed metric code re-evaluates instead of reusing old results.
-    """
-    return json.dumps(
-        {
-            "direction": direction,
-            "backbone": dataclasses.asdict(evaluate.backbone),
-            "batch_size": evaluate.batch_size,
-            "kid_num_subsets": evaluate.kid_num_subsets,
-            "kid_subset_size": evaluate.kid_subset_size,
-            "kid_max_samples": evaluate.kid_max_samples,
-            "cache_reference_stats": evaluate.cache_reference_stats,
-            CODE_FINGERPRINT_KEY: code_fingerprint(FID_METRIC_MODULE).digest,
-        },
-        sort_keys=True,
-    )
-
-
-def build_eval_config(evaluate: EvaluateConfig) -> tfma.EvalConfig:
-    """FID (and KID) a2b and b2a on the whole test split, thresholded per direction.
-
-    KID is always computed and reported (by the FID metric); a `KernelInceptionDistance` metric
-    is added only to carry the KID threshold of a direction whose bound is set.
-    """
-    metrics = []
-    for direction in DIRECTIONS:
-        config = metric_config_json(evaluate, direction)
-        metrics.append(
-            tfma.MetricConfig(
-                class_name=METRIC_CLASS_NAME,
-                module=FID_METRIC_MODULE,
-                config=config,
-                threshold=fid_threshold(evaluate, direction),
-            )
+    mode = config.evaluate.ground_truth
+    if mode != "auto":
+        return mode == "paired"
+    path = Path(config.paths.resolve("metrics")) / PREPROCESS_METRICS_FILE
+    try:
+        paired = json.loads(path.read_text()).get("paired") or {}
+    except (OSError, ValueError):
+        logger.warning(
+            "evaluate.ground_truth auto: no readable %s; treating data as unpaired", path
         )
-        threshold = kid_threshold(evaluate, direction)
-        if threshold is not None:
-            metrics.append(
-                tfma.MetricConfig(
-                    class_name=KID_METRIC_CLASS_NAME,
-                    module=FID_METRIC_MODULE,
-                    config=config,
-                    threshold=threshold,
+        return False
+    domains = [schema.layout_dir(schema.TRUTH_SPLIT, d) for d in schema.DOMAINS]
+    return all(paired.get(name, 0) > 0 for name in domains)
+
+
+def metric_settings(evaluate: EvaluateConfig, ground_truth: bool) -> dict[str, Any]:
+    """The settings every metric config shares (TFMA then runs one computation)."""
+    return {
+        "backbone": dataclasses.asdict(evaluate.backbone),
+        "batch_size": evaluate.batch_size,
+        "kid_num_subsets": evaluate.kid_num_subsets,
+        "kid_subset_size": evaluate.kid_subset_size,
+        "kid_max_samples": evaluate.kid_max_samples,
+        "cache_reference_stats": evaluate.cache_reference_stats,
+        "bootstrap_samples": evaluate.bootstrap_samples,
+        "ground_truth": ground_truth,
+        "fid_bound": evaluate.fid_upper_bound.to_metric_config(),
+        "kid_bound": evaluate.kid_upper_bound.to_metric_config(),
+        CODE_FINGERPRINT_KEY: code_fingerprint(QUALITY_METRIC_MODULE).digest,
+    }
+
+
+def _value(lower: float | None = None, upper: float | None = None) -> tfma.GenericValueThreshold:
+    bounds: dict[str, Any] = {}
+    if lower is not None:
+        bounds["lower_bound"] = {"value": lower}
+    if upper is not None:
+        bounds["upper_bound"] = {"value": upper}
+    return tfma.GenericValueThreshold(**bounds)
+
+
+def gate_thresholds(
+    evaluate: EvaluateConfig, ground_truth: bool
+) -> dict[str, tfma.MetricThreshold]:
+    """Metric key -> its threshold, for every check of the gate (module docstring)."""
+    gate = evaluate.gate
+    thresholds: dict[str, tfma.MetricThreshold] = {}
+    for direction in DIRECTIONS:
+        keys = KEYS[direction]
+        thresholds[keys.fid_vs_identity] = tfma.MetricThreshold(
+            value_threshold=_value(upper=gate.fid_vs_identity_max)
+        )
+        if not ground_truth:
+            thresholds[keys.fid] = tfma.MetricThreshold(
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                    relative={"value": gate.fid_max_relative_increase},
                 )
             )
+        for bounds, key in (
+            (evaluate.fid_upper_bound, keys.fid_vs_bound),
+            (evaluate.kid_upper_bound, keys.kid_vs_bound),
+        ):
+            if bounds.for_direction(direction) is not None:
+                # The metric emits value / bound (0 when the bound's backbone is not in use).
+                thresholds[key] = tfma.MetricThreshold(value_threshold=_value(upper=1.0))
+        if not ground_truth:
+            continue
+        thresholds[keys.mae_vs_identity] = tfma.MetricThreshold(
+            value_threshold=_value(upper=gate.mae_vs_identity_max)
+        )
+        mae_upper = evaluate.mae_upper_bound.for_direction(direction)
+        thresholds[keys.paired("mae")] = tfma.MetricThreshold(
+            value_threshold=_value(upper=mae_upper) if mae_upper is not None else None,
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                absolute={"value": gate.mae_max_increase},
+            ),
+        )
+        for metric, bounds in (
+            ("psnr", evaluate.psnr_lower_bound),
+            ("ssim", evaluate.ssim_lower_bound),
+        ):
+            lower = bounds.for_direction(direction)
+            if lower is not None:
+                thresholds[keys.paired(metric)] = tfma.MetricThreshold(
+                    value_threshold=_value(lower=lower)
+                )
+    return thresholds
+
+
+def build_eval_config(evaluate: EvaluateConfig, ground_truth: bool) -> tfma.EvalConfig:
+    """The EvalConfig: one quality metric config per gated key, all sharing one computation.
+
+    Args:
+        evaluate: The `evaluate` section of params.yaml.
+        ground_truth: Whether the test split has ground truth (:func:`resolve_ground_truth`).
+    """
+    settings = metric_settings(evaluate, ground_truth)
+    metrics = [
+        tfma.MetricConfig(
+            class_name=METRIC_CLASS_NAME,
+            module=QUALITY_METRIC_MODULE,
+            config=json.dumps({**settings, "name": key}, sort_keys=True),
+            threshold=threshold,
+        )
+        for key, threshold in gate_thresholds(evaluate, ground_truth).items()
+    ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=SIGNATURE_FID_EVAL)],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
-
-
-__all__ = ["build_eval_config", "fid_threshold", "kid_metric_name", "kid_threshold", "metric_name"]

@@ -1,11 +1,12 @@
-"""Explains the FID/KID gate of the newest pipeline run: why the model was (not) pushed.
+"""Explains the gate of the newest pipeline run: why the model was (not) pushed.
 
 Usage: python -m pipeline.explain_gate [--params params.yaml] [--json]   (or `make explain-gate`)
 
 Reads the newest run from ML Metadata (the Evaluator's stored EvalConfig, metrics and TFMA
-ValidationResult, and the ModelBlessing) and prints one row per check: metric, check, candidate,
-baseline, threshold, pass/FAIL, for FID and KID in both directions, then the backbone, N and
-the decision. `--json` prints the same as JSON (the `gate` section of metrics/evaluation.json).
+ValidationResult, and the ModelBlessing) and prints one row per check (metric, check, candidate
+± spread, what it is compared with, threshold, pass/FAIL; see :mod:`pipeline.gate`), then the
+backbone, N and the decision. `--json` prints the same as JSON (as `make run` writes it to
+reports/gate.json).
 """
 
 from __future__ import annotations
@@ -15,14 +16,8 @@ import json
 import sys
 
 from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
-from pipeline.reports import (
-    GateReport,
-    MixedBackbonesError,
-    NoPipelineRunError,
-    format_gate_table,
-    gate_report,
-    latest_run_artifacts,
-)
+from pipeline.gate import GateReport, MixedBackbonesError, format_gate_table, gate_report
+from pipeline.reports import NoPipelineRunError, latest_run_artifacts
 
 STANDARD_BACKBONE = "inception-2015-12-05"
 
@@ -34,7 +29,7 @@ def explain(report: GateReport) -> str:
     lines.append(
         f"baseline:  {report.baseline_model_uri}"
         if report.baseline_model_uri
-        else "baseline:  none (no blessed model yet: judged on absolute bounds only)"
+        else "baseline:  none (no blessed model yet: the checks against a baseline do not apply)"
     )
     backbone = report.backbone or "unknown"
     if report.backbone and report.backbone != STANDARD_BACKBONE:
@@ -43,9 +38,18 @@ def explain(report: GateReport) -> str:
     counts = ", ".join(
         f"{d} {_count(report.num_test[d]['fake'])} translated vs "
         f"{_count(report.num_test[d]['real'])} real"
+        + (
+            f", {_count(report.num_test[d]['paired'])} with ground truth"
+            if report.num_test[d].get("paired")
+            else ""
+        )
         for d in DIRECTIONS
     )
-    lines.append(f"N:         {counts} (FID is biased at small N: compare equal N only)")
+    lines.append(f"N:         {counts}")
+    lines.append(
+        "           (± is the bootstrap spread over the test images; FID is biased at small N, "
+        "so compare FIDs at equal N only)"
+    )
     lines.append("")
     lines.append(format_gate_table(report.checks))
     lines.append("")
@@ -90,17 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if args.json:
-        data = {
-            "blessed": report.blessed,
-            "pushed_version": report.pushed_version,
-            "backbone": report.backbone,
-            "model_uri": report.model_uri,
-            "baseline_model_uri": report.baseline_model_uri,
-            "num_test": report.num_test,
-            "validation_ok": report.validation_ok,
-            "gate": report.gate_dict(),
-        }
-        print(json.dumps(data, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
     else:
         print(explain(report))
     return 0

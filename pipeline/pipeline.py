@@ -1,7 +1,8 @@
 """The one definition of the TFX pipeline, shared by the local and Kubeflow runners.
 
 ImportExampleGen (Beam TFRecords) -> Trainer (CycleGAN, four optimizers)
--> Resolver (latest blessed model = baseline) -> Evaluator (FID a2b/b2a, TFMA)
+-> Resolver (latest blessed model = baseline) -> Evaluator (FID/KID, identity mapping and
+ground-truth scores per direction, TFMA)
 -> Pusher (only inside the blessing condition; does not push a model already pushed).
 """
 
@@ -12,7 +13,7 @@ from tfx import v1 as tfx
 from components.pusher import Pusher
 from components.trainer import trainer_custom_config
 from cyclegan_tfx.config import Config
-from pipeline.eval_config import build_eval_config
+from pipeline.eval_config import build_eval_config, resolve_ground_truth
 
 TRAINER_RUN_FN = "components.trainer.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -78,7 +79,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
-        eval_config=build_eval_config(config.evaluate),
+        eval_config=build_eval_config(config.evaluate, resolve_ground_truth(config)),
         example_splits=["test"],
     )
     blessed = evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1

@@ -1,9 +1,11 @@
 """Records the model the newest local run pushed in the model registry (serving/<name>/).
 
 Called after each local run (`pipeline.local_runner.run_and_report`). The Pusher only copies the
-SavedModel; this adds what `python -m cyclegan_tfx.models` shows about it: FID (and KID when the
-Evaluator computes it) both ways, the baseline it beat, the data version (`data.dvc` md5), the
-git commit, the params hash, the optimizer strategy, the push time and its ML Metadata lineage.
+SavedModel; this adds what `python -m cyclegan_tfx.models` shows about it: the evaluation both
+ways (FID with its spread and the identity mapping's, KID, ground-truth MAE/PSNR/SSIM where the
+data has them), every check of the gate, the baseline it beat, the data version (`data.dvc`
+md5), the git commit, the params hash, the optimizer strategy, the code and weights
+fingerprints, the push time and its ML Metadata lineage.
 
 `python -m pipeline.registry [--params params.yaml] [VERSION ...]` registers versions after the
 fact from ML Metadata (pushed before the registry existed, or with a lost entry).
@@ -21,19 +23,19 @@ from typing import Any
 import ml_metadata as mlmd
 
 from components.pusher import ALREADY_PUSHED_KEY
-from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.config import Config, ConfigError, load_config
+from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model.model_info import read_model_info
 from cyclegan_tfx.registry import lineage, provenance
 from cyclegan_tfx.registry.store import ModelRegistry, RegistryError, utc_from_epoch, utc_now
+from pipeline.gate import evaluation_gate, evaluation_metrics
 from pipeline.pipeline import serving_base_directory
-from pipeline.reports import evaluation_metrics, latest_run_artifacts
+from pipeline.reports import latest_run_artifacts, summary_values
 
 logger = logging.getLogger(__name__)
 
-AT_PUSH_ONLY = ("thresholds", "data", "git", "params_hash", "optimizer_strategy")
+AT_PUSH_ONLY = ("data", "git", "params_hash", "optimizer_strategy")
 """Entry fields only known when recorded right after the push."""
-METRIC_NAMES = tuple(f"{kind}_{d}" for kind in ("fid", "kid") for d in DIRECTIONS)
-"""Metrics copied into the registry; a metric the Evaluator does not compute is recorded as None."""
 
 
 def model_registry(config: Config) -> ModelRegistry:
@@ -68,10 +70,6 @@ def model_record(model_dir: str) -> dict[str, Any]:
     }
 
 
-def _metric_values(values: dict[str, Any]) -> dict[str, float | None]:
-    return {name: values.get(name) for name in METRIC_NAMES}
-
-
 def _baseline(
     registry: ModelRegistry,
     store: mlmd.MetadataStore,
@@ -92,7 +90,7 @@ def _baseline(
         "version": max(earlier, key=int) if earlier else None,
         "model_artifact_id": model_id,
         "model_uri": push.baseline_model.uri,
-        **_metric_values(baseline_values or {}),
+        **summary_values(baseline_values or {}),
     }
 
 
@@ -107,33 +105,22 @@ def _entry(
     """The registry entry of a push; provenance only when recorded right after the push."""
     metrics = evaluation_metrics(push.evaluation.uri) if push.evaluation else {}
     candidate = metrics.get("candidate", {})
+    checks = evaluation_gate(push.evaluation.uri)[0] if push.evaluation else []
     root = config.paths.root
     entry: dict[str, Any] = {
         "pushed_at": utc_from_epoch(int(push.version)) if push.version.isdigit() else None,
         "pipeline_run": push.pusher.run if push.pusher else None,
         "metrics": {
-            **_metric_values(candidate),
-            "backbone": candidate.get("fid_a2b_backbone"),
-            "num_test": {
-                d: {
-                    "fake": candidate.get(f"fid_{d}_num_fake"),
-                    "real": candidate.get(f"fid_{d}_num_real"),
-                }
-                for d in DIRECTIONS
-            },
+            **summary_values(candidate),
+            "backbone": candidate.get(KEYS["a2b"].backbone),
         },
+        "gate": [check.to_dict() for check in checks],
         "baseline": _baseline(registry, store, push, metrics.get("baseline")),
         "lineage": push.to_dict(),
         **model_record(str(registry.model_dir / push.version)),
     }
     if at_push:
         entry |= {
-            "thresholds": {
-                "fid_upper_bound": {
-                    d: config.evaluate.fid_upper_bound.for_direction(d) for d in DIRECTIONS
-                },
-                "max_relative_increase": config.evaluate.max_relative_increase,
-            },
             "data": provenance.data_version(root),
             "git": provenance.git_state(root),
             "params_hash": provenance.params_hash(config),

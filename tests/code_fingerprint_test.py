@@ -5,7 +5,7 @@ import shutil
 import pytest
 from conftest import REPO_ROOT
 
-from components import fid_metric
+from components import quality_metrics
 from components.trainer import (
     CODE_FINGERPRINT_KEY,
     TRAINER_MODULE,
@@ -15,7 +15,7 @@ from components.trainer import (
 )
 from cyclegan_tfx.code_fingerprint import code_fingerprint, module_closure
 from cyclegan_tfx.config import load_config
-from pipeline.eval_config import FID_METRIC_MODULE, build_eval_config
+from pipeline.eval_config import QUALITY_METRIC_MODULE, build_eval_config
 
 
 @pytest.fixture
@@ -43,12 +43,13 @@ def test_trainer_closure_is_the_training_code():
         "cyclegan_tfx/model/__init__.py",
     } <= files
     assert not {f for f in files if f.startswith(("cyclegan_tfx/fid/", "pipeline/"))}
-    assert "components/fid_metric.py" not in files
+    assert "components/quality_metrics.py" not in files
 
 
 def test_metric_closure_is_the_metric_code():
-    files = _names(module_closure(FID_METRIC_MODULE))
-    assert {"components/fid_metric.py", "cyclegan_tfx/fid/distance.py"} <= files
+    files = _names(module_closure(QUALITY_METRIC_MODULE))
+    assert {"components/quality_metrics.py", "cyclegan_tfx/fid/distance.py"} <= files
+    assert "cyclegan_tfx/paired.py" in files
     assert "cyclegan_tfx/fid/backbone.py" in files
     assert not {f for f in files if f.startswith("cyclegan_tfx/model/")}
 
@@ -61,8 +62,8 @@ def test_a_change_in_the_closure_changes_the_fingerprint(project_copy):
     after = code_fingerprint(TRAINER_MODULE, root=project_copy)
     assert after.digest != before.digest and after.files == before.files
     # The metric does not run the networks: its key is unchanged.
-    assert code_fingerprint(FID_METRIC_MODULE, root=project_copy) == code_fingerprint(
-        FID_METRIC_MODULE
+    assert code_fingerprint(QUALITY_METRIC_MODULE, root=project_copy) == code_fingerprint(
+        QUALITY_METRIC_MODULE
     )
 
 
@@ -91,9 +92,9 @@ def test_pipeline_passes_the_fingerprints_as_execution_properties(tmp_path):
     config = load_config(REPO_ROOT / "params.yaml")
     custom = trainer_custom_config(config, str(tmp_path))
     assert custom[CODE_FINGERPRINT_KEY] == code_fingerprint(TRAINER_MODULE).digest
-    eval_config = build_eval_config(config.evaluate)
+    eval_config = build_eval_config(config.evaluate, ground_truth=True)
     metric_configs = [m.config for spec in eval_config.metrics_specs for m in spec.metrics]
-    expected = code_fingerprint(FID_METRIC_MODULE).digest
+    expected = code_fingerprint(QUALITY_METRIC_MODULE).digest
     assert metric_configs and all(expected in text for text in metric_configs)
 
 
@@ -109,7 +110,7 @@ def test_trainer_refuses_to_run_other_code_than_it_was_compiled_with(tmp_path):
 
 
 def test_metric_refuses_to_run_other_code_than_it_was_compiled_with():
-    fid_metric.check_code_fingerprint(code_fingerprint(FID_METRIC_MODULE).digest)
-    fid_metric.check_code_fingerprint(None)
-    with pytest.raises(fid_metric.StaleMetricCodeError, match="recompile"):
-        fid_metric.FrechetInceptionDistance(code_fingerprint="sha256:0").computations()
+    quality_metrics.check_code_fingerprint(code_fingerprint(QUALITY_METRIC_MODULE).digest)
+    quality_metrics.check_code_fingerprint(None)
+    with pytest.raises(quality_metrics.StaleMetricCodeError, match="recompile"):
+        quality_metrics.TranslationQuality(code_fingerprint="sha256:0").computations()

@@ -51,7 +51,11 @@ def test_invalid_yaml_is_a_clear_error(tmp_path):
             r"learning_rate must be > 0",
         ),
         (lambda p: p["preprocess"].update(image_size=30), r"multiple of 4"),
-        (lambda p: p["preprocess"].update(image_size=16), r"too small for a PatchGAN"),
+        (
+            lambda p: p["model"].update(generator="resnet") or p["preprocess"].update(image_size=8),
+            r"too small for a PatchGAN",
+        ),
+        (lambda p: p["preprocess"].update(image_size=32), r"divisible by 2 \*\* model.unet"),
         (lambda p: p["pipeline"].update(enable_cache="yes"), r"expected true/false"),
     ],
 )

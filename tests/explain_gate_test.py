@@ -1,18 +1,15 @@
-"""The gate explanation (pipeline.explain_gate, pipeline.reports gate helpers), on synthetic
-EvalConfigs and TFMA ValidationResults; the end-to-end test covers a real run."""
+"""The gate's rows and explanation (pipeline.gate, pipeline.explain_gate), on synthetic
+EvalConfigs and TFMA ValidationResults; the end-to-end tests cover real runs."""
 
 import dataclasses
 
 import pytest
-import tensorflow_model_analysis as tfma
-from conftest import REPO_ROOT
-from tensorflow_model_analysis.evaluators import metrics_validator
-from tensorflow_model_analysis.metrics import metric_types
+from conftest import REPO_ROOT, stored_eval_config, tfma_validate
 
-from cyclegan_tfx.config import DirectionBounds, OptionalDirectionBounds, load_config
+from cyclegan_tfx.config import BackboneBounds, OptionalDirectionBounds, load_config
 from pipeline import explain_gate
 from pipeline.eval_config import build_eval_config
-from pipeline.reports import (
+from pipeline.gate import (
     GateReport,
     MixedBackbonesError,
     check_single_backbone,
@@ -20,149 +17,226 @@ from pipeline.reports import (
     gate_checks,
 )
 
-GOOD = {"fid_a2b": 50.0, "fid_b2a": 60.0, "kid_a2b": 0.01, "kid_b2a": 0.02}
+BACKBONE = "fallback-inceptionv3-random-seed0"
+GOOD = {
+    f"{name}_{d}{suffix}": value
+    for d in ("a2b", "b2a")
+    for name, suffix, value in (
+        ("fid", "", 20.0),
+        ("fid", "_std", 1.5),
+        ("fid", "_identity", 80.0),
+        ("fid", "_vs_identity", 0.25),
+        ("fid", "_vs_bound", 0.0),
+        ("fid", "_bound_applied", 0),
+        ("fid", "_backbone", BACKBONE),
+        ("kid", "", 0.01),
+        ("kid", "_std", 0.001),
+        ("kid", "_vs_bound", 0.0),
+        ("kid", "_bound_applied", 0),
+        ("mae", "", 8.0),
+        ("mae", "_std", 0.3),
+        ("mae", "_identity", 32.0),
+        ("mae", "_vs_identity", 0.25),
+        ("psnr", "", 25.0),
+        ("ssim", "", 0.9),
+    )
+}
 
 
-def _eval_config(has_baseline, kid_a2b=None):
+def _eval_config(has_baseline, ground_truth=True, **evaluate_changes):
     evaluate = dataclasses.replace(
-        load_config(REPO_ROOT / "params.yaml").evaluate,
-        fid_upper_bound=DirectionBounds(a2b=100.0, b2a=100.0),
-        max_relative_increase=0.1,
-        kid_upper_bound=OptionalDirectionBounds(a2b=kid_a2b),
+        load_config(REPO_ROOT / "params.yaml").evaluate, **evaluate_changes
     )
-    # As the TFX Evaluator stores it: change thresholds dropped without a baseline.
-    return tfma.utils.update_eval_config_with_defaults(
-        build_eval_config(evaluate), has_baseline=has_baseline, rubber_stamp=True
-    )
+    return stored_eval_config(build_eval_config(evaluate, ground_truth), has_baseline)
 
 
 def _validate(eval_config, candidate, baseline=None):
-    """Metrics dict as reports.evaluation_metrics returns it, and TFMA's failures."""
-    if baseline is None:
-        keys = {metric_types.MetricKey(name=n, model_name=""): v for n, v in candidate.items()}
-    else:
-        keys = {}
-        for name, value in candidate.items():
-            key = metric_types.MetricKey(name=name, model_name="candidate")
-            keys[key] = value
-            base = baseline.get(name, value)
-            keys[metric_types.MetricKey(name=name, model_name="baseline")] = base
-            keys[key.make_diff_key()] = value - base
-    result = metrics_validator.validate_metrics(((), keys), eval_config)
-    failures = {
-        (f.metric_key.name, f.metric_key.is_diff)
-        for s in result.metric_validations_per_slice
-        for f in s.failures
-    }
+    """Metrics dict as gate.evaluation_metrics returns it, TFMA's failures and verdict."""
+    ok, failures = tfma_validate(eval_config, candidate, baseline)
     metrics = {"candidate": dict(candidate)}
     if baseline is not None:
         metrics["baseline"] = dict(baseline)
-    return metrics, failures, result.validation_ok
+    return metrics, failures, ok
 
 
 def _rows(checks):
     return {(c.metric, c.check): c for c in checks}
 
 
-def test_first_run_is_judged_on_absolute_bounds_only():
+def test_first_run_rows():
     eval_config = _eval_config(has_baseline=False)
-    metrics, failures, ok = _validate(eval_config, {**GOOD, "fid_b2a": 120.0})
-    assert not ok
+    metrics, failures, ok = _validate(eval_config, GOOD)
+    assert ok
     rows = _rows(gate_checks(eval_config, metrics, failures))
-    assert list(rows) == [
-        ("fid_a2b", "absolute"),
-        ("fid_a2b", "relative"),
+    assert [key for key in rows if key[0].endswith("a2b")] == [
+        ("fid_a2b", "vs identity"),
+        ("mae_a2b", "vs identity"),
+        ("fid_a2b", "vs baseline"),
+        ("mae_a2b", "vs baseline"),
+        ("fid_a2b", "report"),
         ("kid_a2b", "report"),
-        ("fid_b2a", "absolute"),
-        ("fid_b2a", "relative"),
-        ("kid_b2a", "report"),
+        ("psnr_a2b", "report"),
+        ("ssim_a2b", "report"),
     ]
-    assert rows["fid_a2b", "absolute"].passed is True
-    assert rows["fid_b2a", "absolute"].passed is False
-    assert rows["fid_b2a", "absolute"].threshold == "<= 100"
-    assert rows["fid_b2a", "absolute"].candidate == 120.0
-    relative = rows["fid_a2b", "relative"]
-    assert relative.passed is None and "no blessed baseline" in relative.threshold
-    assert rows["kid_a2b", "report"].passed is None
-    assert rows["kid_a2b", "report"].threshold == "no bound"
+    fid = rows["fid_a2b", "vs identity"]
+    assert (fid.candidate, fid.std, fid.reference, fid.passed) == (20.0, 1.5, 80.0, True)
+    assert fid.threshold == "<= 0.8 x identity = 64" and fid.bound == pytest.approx(64.0)
+    assert rows["mae_b2a", "vs identity"].threshold == "<= 0.8 x identity = 25.6"
+    baseline = rows["fid_a2b", "vs baseline"]
+    assert baseline.passed is None and "no blessed baseline" in baseline.threshold
 
 
-def test_relative_check_against_the_baseline():
+def test_a_model_no_better_than_doing_nothing_fails_on_the_paired_error():
+    eval_config = _eval_config(has_baseline=False)
+    swapped = {**GOOD, "mae_a2b": 40.0, "mae_a2b_vs_identity": 1.25}
+    metrics, failures, ok = _validate(eval_config, swapped)
+    assert not ok and failures == {("mae_a2b_vs_identity", False)}
+    rows = _rows(gate_checks(eval_config, metrics, failures))
+    assert rows["mae_a2b", "vs identity"].passed is False
+    assert rows["fid_a2b", "vs identity"].passed is True  # FID alone would have let it through
+
+
+def test_unpaired_data_has_no_paired_rows():
+    eval_config = _eval_config(has_baseline=True, ground_truth=False)
+    candidate = {k: v for k, v in GOOD.items() if not k.startswith(("mae", "psnr", "ssim"))}
+    metrics, failures, ok = _validate(eval_config, candidate, baseline=candidate)
+    assert ok
+    assert ok
+    rows = _rows(gate_checks(eval_config, metrics, failures))
+    assert not [m for m, _ in rows if m.startswith(("mae", "psnr", "ssim"))]
+    assert rows["fid_a2b", "vs baseline"].passed is True
+
+
+def test_checks_against_the_baseline_with_ground_truth():
     eval_config = _eval_config(has_baseline=True)
-    candidate = {**GOOD, "fid_a2b": 56.0}  # 12% worse than 50: over the 10% limit
+    candidate = {**GOOD, "fid_a2b": 26.0, "mae_b2a": 9.5}  # FID +30 %, MAE +1.5 (limit 1)
     metrics, failures, ok = _validate(eval_config, candidate, baseline=GOOD)
-    assert not ok and failures == {("fid_a2b", True)}
+    assert not ok and failures == {("mae_b2a", True)}
     checks = gate_checks(eval_config, metrics, failures)
     rows = _rows(checks)
-    relative = rows["fid_a2b", "relative"]
-    assert relative.passed is False
-    assert relative.baseline == 50.0
-    assert relative.bound == pytest.approx(55.0)
-    assert relative.threshold == "<= baseline x 1.1 = 55"
-    assert rows["fid_a2b", "absolute"].passed is True
-    assert rows["fid_b2a", "relative"].passed is True
+    mae = rows["mae_b2a", "vs baseline"]
+    assert mae.passed is False and mae.threshold == "<= baseline + 1 = 9"
+    assert rows["mae_a2b", "vs baseline"].passed is True
+    fid = rows["fid_a2b", "vs baseline"]  # with ground truth the paired error decides
+    assert fid.passed is None and fid.reference == 20.0
+    assert fid.threshold.startswith("not applied: with ground truth")
     # Recomputed without TFMA's verdict, the numbers give the same answers.
     assert [c.passed for c in gate_checks(eval_config, metrics)] == [c.passed for c in checks]
 
 
-def test_kid_bound_row_and_std():
-    eval_config = _eval_config(has_baseline=False, kid_a2b=0.005)
-    candidate = {**GOOD, "kid_a2b_std": 0.001}
-    metrics, failures, _ = _validate(eval_config, candidate)
+def test_fid_against_the_baseline_without_ground_truth():
+    eval_config = _eval_config(has_baseline=True, ground_truth=False)
+    unpaired = {k: v for k, v in GOOD.items() if not k.startswith(("mae", "psnr", "ssim"))}
+    candidate = {**unpaired, "fid_a2b": 26.0}  # 30 % worse than 20: over the 25 % limit
+    metrics, failures, ok = _validate(eval_config, candidate, baseline=unpaired)
+    assert not ok and failures == {("fid_a2b", True)}
+    fid = _rows(gate_checks(eval_config, metrics, failures))["fid_a2b", "vs baseline"]
+    assert fid.passed is False and fid.reference == 20.0
+    assert fid.threshold == "<= baseline x 1.25 = 25" and fid.bound == pytest.approx(25.0)
+
+
+def test_a_bound_for_another_backbone_is_not_applied():
+    bound = BackboneBounds(backbone="inception-2015-12-05", a2b=30.0)
+    eval_config = _eval_config(has_baseline=False, fid_upper_bound=bound)
+    metrics, failures, ok = _validate(eval_config, GOOD)  # fid_a2b_bound_applied: 0
+    assert ok
+    row = _rows(gate_checks(eval_config, metrics, failures))["fid_a2b", "absolute"]
+    assert row.passed is None
+    assert row.threshold == (
+        "not applied: bound 30 is for backbone inception-2015-12-05, "
+        f"this evaluation used {BACKBONE}"
+    )
+
+
+def test_a_bound_for_this_backbone_is_applied():
+    bound = BackboneBounds(backbone=BACKBONE, a2b=15.0)
+    eval_config = _eval_config(has_baseline=False, fid_upper_bound=bound)
+    candidate = {**GOOD, "fid_a2b_bound_applied": 1, "fid_a2b_vs_bound": 20.0 / 15.0}
+    metrics, failures, ok = _validate(eval_config, candidate)
+    assert not ok and failures == {("fid_a2b_vs_bound", False)}
+    row = _rows(gate_checks(eval_config, metrics, failures))["fid_a2b", "absolute"]
+    assert row.passed is False and row.threshold == "<= 15"
+
+
+def test_optional_paired_bounds():
+    eval_config = _eval_config(
+        has_baseline=False, psnr_lower_bound=OptionalDirectionBounds(b2a=30.0)
+    )
+    metrics, failures, _ = _validate(eval_config, GOOD)
     rows = _rows(gate_checks(eval_config, metrics, failures))
-    kid = rows["kid_a2b", "absolute"]
-    assert kid.passed is False and kid.threshold == "<= 0.005" and kid.std == 0.001
-    assert ("kid_a2b", "report") not in rows
-    assert rows["kid_b2a", "report"].passed is None
+    assert rows["psnr_b2a", "absolute"].passed is False
+    assert rows["psnr_b2a", "absolute"].threshold == ">= 30"
+    assert rows["psnr_a2b", "report"].passed is None
 
 
-def test_tfma_verdict_wins_and_unknown_failures_are_listed():
+def test_missing_ground_truth_fails_with_a_reason():
+    eval_config = _eval_config(has_baseline=False)
+    candidate = {k: v for k, v in GOOD.items() if not k.startswith(("mae", "psnr", "ssim"))}
+    metrics, failures, ok = _validate(eval_config, candidate)
+    assert not ok
+    row = _rows(gate_checks(eval_config, metrics, failures))["mae_a2b", "vs identity"]
+    assert row.passed is False and "no ground truth" in row.threshold
+
+
+def test_unknown_failures_are_listed():
     eval_config = _eval_config(has_baseline=False)
     metrics, _, _ = _validate(eval_config, GOOD)
-    failures = {("fid_a2b", False), ("something_else", False)}
-    rows = _rows(gate_checks(eval_config, metrics, failures))
-    assert rows["fid_a2b", "absolute"].passed is False  # TFMA said so
+    rows = _rows(gate_checks(eval_config, metrics, {("something_else", False)}))
     assert rows["something_else", "absolute"].passed is False
-
-
-def test_table_and_json_forms():
-    eval_config = _eval_config(has_baseline=True)
-    candidate = {**GOOD, "kid_a2b_std": 0.002}
-    metrics, failures, _ = _validate(eval_config, candidate, baseline=GOOD)
-    checks = gate_checks(eval_config, metrics, failures)
-    table = format_gate_table(checks)
-    lines = table.splitlines()
-    assert lines[0].split() == ["metric", "check", "candidate", "baseline", "threshold", "result"]
-    assert any(line.startswith("kid_a2b") and "0.01 ± 0.002" in line for line in lines)
-    assert sum("pass" in line.split() for line in lines) == 4
-    report = _report(checks, blessed=True)
-    gate = report.gate_dict()
-    assert gate["fid_a2b"]["relative"]["result"] == "pass"
-    assert gate["kid_b2a"]["report"]["threshold"] == "no bound"
 
 
 def _report(checks, blessed, baseline="/models/1"):
     return GateReport(
         blessed=blessed,
         pushed_version="17" if blessed else None,
-        backbone="fallback-inceptionv3-random-seed0",
+        backbone=BACKBONE,
         model_uri="/models/2",
         baseline_model_uri=baseline,
         evaluation_uri="/evaluations/3",
-        num_test={"a2b": {"fake": 24.0, "real": 30.0}, "b2a": {"fake": 30.0, "real": 24.0}},
+        num_test={
+            "a2b": {"fake": 100.0, "real": 100.0, "paired": 100.0},
+            "b2a": {"fake": 100.0, "real": 100.0, "paired": None},
+        },
         checks=checks,
         validation_ok=blessed,
     )
 
 
+def test_table_and_json_forms():
+    eval_config = _eval_config(has_baseline=True)
+    metrics, failures, _ = _validate(eval_config, GOOD, baseline=GOOD)
+    checks = gate_checks(eval_config, metrics, failures)
+    lines = format_gate_table(checks).splitlines()
+    assert lines[0].split() == [
+        "metric",
+        "check",
+        "candidate",
+        "compared",
+        "with",
+        "threshold",
+        "result",
+    ]
+    assert any(
+        line.startswith("fid_a2b") and "20 ± 1.5" in line and "identity 80" in line
+        for line in lines
+    )
+    gate = _report(checks, blessed=True).gate_dict()
+    assert gate["mae_a2b"]["vs baseline"]["result"] == "pass"
+    assert gate["fid_a2b"]["vs baseline"]["result"] == "-"
+    assert gate["kid_b2a"]["report"]["threshold"] == "no bound"
+
+
 def test_explanation_names_backbone_n_and_decision():
     eval_config = _eval_config(has_baseline=False)
-    metrics, failures, _ = _validate(eval_config, {**GOOD, "fid_b2a": 120.0})
+    bad = {**GOOD, "fid_b2a_vs_identity": 0.95, "fid_b2a": 76.0}
+    metrics, failures, _ = _validate(eval_config, bad)
     text = explain_gate.explain(_report(gate_checks(eval_config, metrics, failures), False, None))
-    assert "fallback-inceptionv3-random-seed0 (NOT the standard FID network" in text
-    assert "a2b 24 translated vs 30 real" in text
+    assert f"{BACKBONE} (NOT the standard FID network" in text
+    assert "a2b 100 translated vs 100 real, 100 with ground truth" in text
     assert "no blessed model yet" in text
-    assert text.splitlines()[-1] == "decision: NOT BLESSED, not pushed (failed: fid_b2a absolute)"
+    assert (
+        text.splitlines()[-1] == "decision: NOT BLESSED, not pushed (failed: fid_b2a vs identity)"
+    )
     metrics, failures, _ = _validate(eval_config, GOOD)
     text = explain_gate.explain(_report(gate_checks(eval_config, metrics, failures), True))
     assert text.splitlines()[-1] == "decision: BLESSED (every check passed), pushed as version 17"

@@ -1,4 +1,4 @@
-"""The FID/KID keys of params.yaml's `evaluate` section: defaults and clear errors."""
+"""The `evaluate` section of params.yaml: defaults, bounds and clear errors."""
 
 import pytest
 import yaml
@@ -20,11 +20,27 @@ def test_repo_defaults():
     assert evaluate.kid_max_samples >= evaluate.kid_subset_size
 
 
-def test_kid_bound_may_be_set_per_direction():
+def test_repo_gate_needs_no_calibration():
+    evaluate = config_from_dict(_params()).evaluate
+    assert evaluate.ground_truth == "auto"
+    assert evaluate.gate.fid_vs_identity_max < 1 and evaluate.gate.mae_vs_identity_max < 1
+    for bounds in (evaluate.fid_upper_bound, evaluate.kid_upper_bound):
+        assert bounds.a2b is None and bounds.b2a is None  # backbone-specific: none shipped
+
+
+def test_kid_bound_may_be_set_per_direction_with_its_backbone():
     params = _params()
-    params["evaluate"]["kid_upper_bound"] = {"a2b": 0.05}
+    params["evaluate"]["kid_upper_bound"] = {"backbone": "inception-2015-12-05", "a2b": 0.05}
     evaluate = config_from_dict(params).evaluate
     assert evaluate.kid_upper_bound.a2b == 0.05 and evaluate.kid_upper_bound.b2a is None
+    assert evaluate.kid_upper_bound.backbone == "inception-2015-12-05"
+
+
+def test_a_bound_without_its_backbone_is_refused():
+    params = _params()
+    params["evaluate"]["fid_upper_bound"] = {"a2b": 40.0}
+    with pytest.raises(ConfigError, match="needs `backbone`"):
+        config_from_dict(params)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +53,9 @@ def test_kid_bound_may_be_set_per_direction():
         ("kid_upper_bound", {"a2b": "low"}, r"evaluate.kid_upper_bound.a2b: expected a number"),
         ("kid_upper_bound", {"a2c": 1.0}, r"evaluate.kid_upper_bound: unknown key\(s\) \['a2c'\]"),
         ("cache_reference_stats", "yes", r"evaluate.cache_reference_stats: expected true/false"),
+        ("ground_truth", "yes", r"evaluate.ground_truth: 'yes' is not one of"),
+        ("bootstrap_samples", -1, r"evaluate.bootstrap_samples must be >= 0"),
+        ("gate", {"mae_vs_identity_max": 0}, r"evaluate.gate.mae_vs_identity_max must be > 0"),
     ],
 )
 def test_invalid_evaluate_values_name_the_key(key, value, message):

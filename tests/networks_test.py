@@ -1,9 +1,12 @@
 """Architecture tests: shapes and the reference implementation's parameter counts."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 
-from cyclegan_tfx.config import ModelConfig
+from cyclegan_tfx.config import ConfigError, ModelConfig, load_config
 from cyclegan_tfx.model.networks import build_discriminator, build_generator
 
 PAPER = ModelConfig(
@@ -41,3 +44,31 @@ def test_blocks_and_filters_change_the_generator():
     more_blocks = build_generator(ModelConfig(8, 3, 8, 3), "g").count_params()
     wider = build_generator(ModelConfig(16, 1, 8, 3), "g").count_params()
     assert small < more_blocks and small < wider
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "resize_conv"])
+def test_unet_generator_keeps_shape_and_range(upsampling):
+    config = ModelConfig(8, 0, 8, 2, upsampling=upsampling, generator="unet", unet_downsamplings=5)
+    generator = build_generator(config, "generator_ab", 32)
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    out = np.asarray(generator(images))
+    assert out.shape == (2, 32, 32, 3) and np.abs(out).max() <= 1.0
+    # A skip connection at every scale but the outermost.
+    skips = [layer for layer in generator.layers if layer.name.startswith("skip")]
+    assert len(skips) == 4
+
+
+def test_resize_convolution_replaces_every_transposed_convolution():
+    def transposed(config):
+        generator = build_generator(config, "generator_ab", 32)
+        return [layer for layer in generator.layers if "Transpose" in type(layer).__name__]
+
+    assert len(transposed(ModelConfig(8, 1, 8, 2))) == 2  # the paper's two up-convolutions
+    assert transposed(ModelConfig(8, 1, 8, 2, upsampling="resize_conv")) == []
+
+
+def test_unet_needs_an_image_size_divisible_by_its_depth():
+    config = load_config(REPO_ROOT / "params.yaml")
+    model = dataclasses.replace(config.model, generator="unet", unet_downsamplings=7)
+    with pytest.raises(ConfigError, match=r"divisible by 2 \*\* model.unet_downsamplings"):
+        config.replace(model=model)

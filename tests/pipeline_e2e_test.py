@@ -29,11 +29,12 @@ import pytest
 import tensorflow as tf
 import yaml
 from conftest import (
+    E2E_SIZE,
     REPO_ROOT,
+    e2e_config,
     saved_model_cli_run,
     synthetic_images,
-    tiny_config,
-    write_examples,
+    write_e2e_dataset,
 )
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
@@ -41,60 +42,38 @@ from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from cyclegan_tfx import models, translate
-from cyclegan_tfx.config import DirectionBounds
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from pipeline import registry as registry_cli
 from pipeline.explain_gate import explain
 from pipeline.explain_gate import main as explain_gate_main
+from pipeline.gate import gate_report
 from pipeline.local_runner import run, run_and_report
 from pipeline.pipeline import serving_base_directory
-from pipeline.reports import (
-    gate_report,
-    latest_run_artifacts,
-    latest_run_executions,
-    write_reports,
-)
+from pipeline.reports import latest_run_artifacts, latest_run_executions, write_reports
 
 pytestmark = pytest.mark.slow
 
-SIZE = 16
+SIZE = E2E_SIZE
 TRAINED_EPOCHS = 40.0
-# With this data and the fallback backbone the untrained generators score FID ~190-225 and the
-# trained ones ~65 (24 test images per domain); the bound sits between the two.
-FID_BOUND = 140.0
 UPSTREAM = ("ImportExampleGen", "Trainer", "latest_blessed_model_resolver", "Evaluator")
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    preprocessed = root / "build" / "preprocessed"
-    write_examples(
-        preprocessed / "train" / "part-00000-of-00001.tfrecord",
-        {"A": synthetic_images(16, SIZE, "A", 0), "B": synthetic_images(12, SIZE, "B", 1)},
-    )
-    write_examples(
-        preprocessed / "test" / "part-00000-of-00001.tfrecord",
-        {"A": synthetic_images(24, SIZE, "A", 2), "B": synthetic_images(24, SIZE, "B", 3)},
-        split="test",
-    )
+    write_e2e_dataset(root)
     shutil.copy(REPO_ROOT / "data.dvc", root / "data.dvc")  # the data version the registry records
     return root
 
 
 def _config(root, epochs):
-    config = tiny_config(root, epochs=epochs)
-    # FID stats cache inside the workspace: hermetic, and shared by all runs.
-    backbone = dataclasses.replace(config.evaluate.backbone, cache_dir=str(root / "fid-cache"))
-    evaluate = dataclasses.replace(
-        config.evaluate,
-        fid_upper_bound=DirectionBounds(a2b=FID_BOUND, b2a=FID_BOUND),
-        # This lane is about caching, pushing and the registry: a retrained model may score
-        # worse than the baseline and still be pushed. The shipped gate has its own tests.
-        max_relative_increase=10.0,
-        backbone=backbone,
+    config = e2e_config(root, epochs=epochs)
+    # This lane is about caching, pushing and the registry: a retrained model may score worse
+    # than the baseline and still be pushed. The shipped gate has its own lane (gate_e2e_test).
+    gate = dataclasses.replace(
+        config.evaluate.gate, fid_max_relative_increase=10.0, mae_max_increase=100.0
     )
-    return config.replace(evaluate=evaluate)
+    return config.replace(evaluate=dataclasses.replace(config.evaluate, gate=gate))
 
 
 def _pushed_versions(config):
@@ -211,8 +190,10 @@ def metric_code_change(workspace, project_copy, trainer_code_change):
     code, params = project_copy
     config = _config(workspace, TRAINED_EPOCHS)
     evaluators_before = {e[0] for e in _node_executions(config, "Evaluator")}
-    metric = code / "components" / "fid_metric.py"
-    metric.write_text(metric.read_text().replace("KID_SEED = 0\n", "KID_SEED = 0  # seed\n"))
+    metric = code / "components" / "quality_metrics.py"
+    text = metric.read_text()
+    assert "KID_SEED = 0\n" in text
+    metric.write_text(text.replace("KID_SEED = 0\n", "KID_SEED = 0  # seed\n"))
     result = _run_copy(code, params)
     return config, evaluators_before, result
 
@@ -223,10 +204,10 @@ def test_untrained_candidate_is_evaluated_but_not_pushed(untrained_run):
         assert states[node] == "COMPLETE", states
     assert "Pusher" not in states, "the Pusher must be skipped by the blessing condition"
     assert _pushed_versions(config) == []
-    summary = write_reports(config)
+    summary, _ = write_reports(config)
     assert summary["blessed"] is False
     assert summary["pushed_version"] is None
-    assert max(summary["fid_a2b"], summary["fid_b2a"]) > FID_BOUND
+    assert summary["mae_a2b"] > summary["mae_a2b_identity"]  # worse than doing nothing
     assert summary["backbone"] == "fallback-inceptionv3-random-seed0"
 
 
@@ -235,8 +216,11 @@ def test_trained_candidate_is_blessed_and_pushed(trained_run):
     assert states["Trainer"] == "COMPLETE"
     assert states["Pusher"] == "COMPLETE"
     assert summary["blessed"] is True
-    assert summary["fid_a2b"] < FID_BOUND and summary["fid_b2a"] < FID_BOUND
-    assert summary["fid_a2b_baseline"] is None  # no blessed model existed before
+    for direction in ("a2b", "b2a"):
+        assert summary[f"mae_{direction}"] < 0.8 * summary[f"mae_{direction}_identity"]
+        assert summary[f"fid_{direction}"] < 0.8 * summary[f"fid_{direction}_identity"]
+        assert summary[f"fid_{direction}_std"] > 0 and summary[f"paired_{direction}_num"] == 24
+    assert summary["baseline"] is None  # no blessed model existed before
     assert _pushed_versions(config) == [summary["pushed_version"]]
 
 
@@ -280,14 +264,25 @@ def test_reports_are_written(trained_run):
     ]
     for name in ("translations_a2b.png", "translations_b2a.png", "training_samples.png"):
         assert (plots / name).read_bytes().startswith(b"\x89PNG")
+    # 8 test images per direction, each: input | translation | ground truth (2 px padding)
+    grid = np.asarray(Image.open(plots / "translations_a2b.png"))
+    assert grid.shape[:2] == (8 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2)
+    bars = json.loads((plots / "fid.json").read_text())
+    assert [b["bar"] for b in bars] == [
+        "a2b candidate",
+        "a2b identity",
+        "b2a candidate",
+        "b2a identity",
+    ]
 
 
 def test_rerun_hits_the_cache_and_compares_with_the_baseline(rerun, trained_run):
     _, states, summary, _ = rerun
     assert states["ImportExampleGen"] == "CACHED"
     assert states["Trainer"] == "CACHED"
-    assert summary["fid_a2b_baseline"] == pytest.approx(trained_run[2]["fid_a2b"])
+    assert summary["baseline"]["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
     assert summary["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
+    assert summary["mae_b2a"] == pytest.approx(trained_run[2]["mae_b2a"])
     assert summary["blessed"] is True
 
 
@@ -478,16 +473,22 @@ def test_explain_gate_after_the_last_run(registry_project, rerun, capsys):
     report = gate_report(latest_run_artifacts(config.paths.metadata_path, config.pipeline.name))
     rows = {(check.metric, check.check): check for check in report.checks}
     for direction in ("a2b", "b2a"):
-        assert rows[f"fid_{direction}", "absolute"].passed is True
-        relative = rows[f"fid_{direction}", "relative"]
-        assert relative.passed is True
-        assert relative.baseline == pytest.approx(relative.candidate)
+        for metric in ("fid", "mae"):
+            identity = rows[f"{metric}_{direction}", "vs identity"]
+            assert identity.passed is True and identity.candidate < identity.reference
+            baseline = rows[f"{metric}_{direction}", "vs baseline"]
+            assert baseline.reference == pytest.approx(baseline.candidate)  # the same model
+        # With ground truth the baseline comparison is on the paired error.
+        assert rows[f"mae_{direction}", "vs baseline"].passed is True
+        assert rows[f"fid_{direction}", "vs baseline"].passed is None
         kid = rows[f"kid_{direction}", "report"]  # no KID bound in params.yaml
         assert kid.passed is None and np.isfinite(kid.candidate)
         assert kid.std == 0.0  # 24 vs 24 images < subset size: every subset is all of them
         assert summary[f"kid_{direction}"] == pytest.approx(kid.candidate)
     assert report.backbone == "fallback-inceptionv3-random-seed0"
-    assert summary["gate"] == json.loads(json.dumps(report.gate_dict()))
+    gate_file = config.paths.resolve("reports") / "gate.json"
+    assert json.loads(gate_file.read_text()) == json.loads(json.dumps(report.to_dict()))
+    assert "gate" not in summary  # the DVC metrics file holds the numbers only
     text = explain(report)
     assert "metric" in text and "threshold" in text
     assert text.splitlines()[-1].startswith("decision: BLESSED")
@@ -498,7 +499,7 @@ def test_explain_gate_after_the_last_run(registry_project, rerun, capsys):
     assert explain_gate_main(["--params", str(params)]) == 0
     assert capsys.readouterr().out.strip() == text
     assert explain_gate_main(["--params", str(params), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["gate"] == summary["gate"]
+    assert json.loads(capsys.readouterr().out) == json.loads(gate_file.read_text())
     # The real test images' statistics were computed once per direction and reused by all runs.
     stats_cache = Path(config.evaluate.backbone.cache_dir) / "fid_stats"
     assert len(list(stats_cache.glob("*.npz"))) == 2

@@ -223,12 +223,19 @@ def _make_dataset(root: Path) -> None:
         "testA/leak.png": leak,
         "testA/a1.png": _encode(_noise_rgb(17)),
         "testB/t1.png": _encode(_noise_rgb(18)),
+        # Paired layout: ground truth under the test image's file name.
+        "testA_truthB/a1.png": _encode(_noise_rgb(19)),
+        "testA_truthB/leak.png": _encode(_noise_rgb(20)),
+        "testA_truthB/orphan.png": _encode(_noise_rgb(21)),  # no testA/orphan.png
+        "testB_truthA/t1.png": b"not a png either",  # t1 stays unpaired
     }
     for relative, data in files.items():
         _write(root, relative, data)
 
 
 EXPECTED_REJECTS = [
+    ("testA_truthB/orphan.png", beam_pipeline.TRUTH_WITHOUT_IMAGE),
+    ("testB_truthA/t1.png", images.NOT_AN_IMAGE),
     ("trainA/.DS_Store", beam_pipeline.HIDDEN_FILE),
     ("trainA/empty.png", images.EMPTY_FILE),
     ("trainA/notes.png", images.NOT_AN_IMAGE),
@@ -301,7 +308,7 @@ def test_tfrecords_parse_with_schema(runs: tuple[Path, Path, Path]) -> None:
     counts: dict[str, int] = {}
     for split in schema.SPLITS:
         for example in _read_examples(run1 / "preprocessed" / split):
-            keys = set(example.features.feature)
+            keys = set(example.features.feature) - {schema.TRUTH_KEY}  # paired test images
             assert keys == {
                 schema.IMAGE_KEY,
                 schema.DOMAIN_KEY,
@@ -364,16 +371,45 @@ def test_metrics_json(runs: tuple[Path, Path, Path]) -> None:
         "examples_total": 12,
         "image_size": IMAGE_SIZE,
         "num_shards": NUM_SHARDS,
-        "rejected": 6,
+        "paired": {"testA": 2, "testB": 0},
+        "rejected": 8,
         "rejected_by_reason": {
             "empty_file": 1,
             "hidden_file": 1,
-            "not_an_image": 1,
+            "not_an_image": 2,
             "truncated": 2,
+            "truth_without_image": 1,
             "unsupported_extension": 1,
         },
     }
     assert text == json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+
+
+def test_ground_truth_is_joined_to_its_test_image(runs: tuple[Path, Path, Path]) -> None:
+    data_dir, run1, _ = runs
+    examples = _read_examples(run1 / "preprocessed" / "test")
+    by_path = {_feature(e, schema.SOURCE_PATH_KEY).decode(): e for e in examples}
+    truth = by_path["testA/a1.png"].features.feature[schema.TRUTH_KEY].bytes_list.value[0]
+    expected = images.process_image(
+        (data_dir / "testA_truthB/a1.png").read_bytes(), "a1.png", IMAGE_SIZE
+    )
+    assert truth == expected  # preprocessed exactly like an image
+    assert schema.TRUTH_KEY in by_path["testA/leak.png"].features.feature
+    assert schema.TRUTH_KEY not in by_path["testB/t1.png"].features.feature  # its truth broke
+    for example in _read_examples(run1 / "preprocessed" / "train"):
+        assert schema.TRUTH_KEY not in example.features.feature
+
+
+def test_an_unpaired_dataset_has_no_truth_and_no_truth_rejects(tmp_path: Path) -> None:
+    _write(tmp_path / "data", "trainA/a.png", _encode(_noise_rgb(30)))
+    _write(tmp_path / "data", "trainB/b.png", _encode(_noise_rgb(31)))
+    _write(tmp_path / "data", "testA/c.png", _encode(_noise_rgb(32)))
+    _write(tmp_path / "data", "testB/d.png", _encode(_noise_rgb(33)))
+    _run(tmp_path / "data", tmp_path / "out")
+    metrics = json.loads((tmp_path / "out" / "metrics" / "preprocess.json").read_text())
+    assert metrics["paired"] == {"testA": 0, "testB": 0} and metrics["rejected"] == 0
+    for example in _read_examples(tmp_path / "out" / "preprocessed" / "test"):
+        assert schema.TRUTH_KEY not in example.features.feature
 
 
 def test_pcollections_with_assert_that(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -421,6 +457,7 @@ def _params(tmp_path: Path, data_dir: Path) -> Path:
         metrics=str(tmp_path / "metrics"),
     )
     params["preprocess"]["image_size"] = IMAGE_SIZE
+    params["model"]["unet_downsamplings"] = 3  # a U-Net that fits 24 px images
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -462,6 +499,9 @@ def test_cli_runs_and_removes_stale_shards(
     assert main(["--params", str(params), f"--runner={RUNNER}"]) == 0
     assert not stale.exists()
     out = capsys.readouterr().out
-    assert "12 examples (testA=2 testB=1 trainA=7 trainB=2), 6 rejected, 2 duplicates" in out
+    assert (
+        "12 examples (testA=2 testB=1 trainA=7 trainB=2; with ground truth testA=2), "
+        "8 rejected, 2 duplicates" in out
+    )
     # The params' num_shards (2) differs from the fixture's (3): two files per split.
     assert len(list((tmp_path / "preprocessed" / "train").glob("*.tfrecord"))) == 2

@@ -32,9 +32,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+TRUTH = {"testA_truthB": COUNTS["testA"], "testB_truthA": COUNTS["testB"]}
+
+
 def test_layout_and_counts(dataset: Path) -> None:
-    assert sorted(p.name for p in dataset.iterdir()) == sorted(COUNTS)
-    for name, count in COUNTS.items():
+    assert sorted(p.name for p in dataset.iterdir()) == sorted({**COUNTS, **TRUTH})
+    for name, count in {**COUNTS, **TRUTH}.items():
         files = sorted(p.name for p in (dataset / name).iterdir())
         assert files == [f"{i:04d}.png" for i in range(count)]
         for image in _load(dataset / name):
@@ -58,12 +61,22 @@ def test_other_seed_differs(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_all_images_are_distinct_and_unpaired(dataset: Path) -> None:
-    hashes = [_sha(p.read_bytes()) for p in dataset.rglob("*.png")]
+    hashes = [_sha(p.read_bytes()) for name in COUNTS for p in (dataset / name).glob("*.png")]
     assert len(hashes) == len(set(hashes)) == sum(COUNTS.values())
     b_hashes = {_sha(p.read_bytes()) for n in ("trainB", "testB") for p in (dataset / n).iterdir()}
     for name in ("trainA", "testA"):
         for image in _load(dataset / name):
             assert _sha(png_bytes(sample_data.winter_grade(image))) not in b_hashes
+
+
+def test_test_split_carries_the_true_translation(dataset: Path) -> None:
+    for path in sorted((dataset / "testA").iterdir()):
+        truth = np.asarray(Image.open(dataset / "testA_truthB" / path.name))
+        assert np.array_equal(truth, sample_data.winter_grade(np.asarray(Image.open(path))))
+    for path in sorted((dataset / "testB").iterdir()):
+        original = np.asarray(Image.open(dataset / "testB_truthA" / path.name))
+        assert np.array_equal(np.asarray(Image.open(path)), sample_data.winter_grade(original))
+    assert not (dataset / "trainA_truthB").exists()  # the training split stays unpaired
 
 
 def _saturation_and_blueness(images: list[np.ndarray]) -> tuple[float, float]:

@@ -40,9 +40,7 @@ from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.model.image_pool import ImagePool
 from cyclegan_tfx.model.networks import build_discriminator, build_generator
 from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, build_adam, learning_rate_at
-
-GENERATORS = ("generator_ab", "generator_ba")
-DISCRIMINATORS = ("discriminator_a", "discriminator_b")
+from cyclegan_tfx.strategies import GENERATORS
 
 
 class TrainingDivergedError(RuntimeError):
@@ -126,17 +124,6 @@ def select_distribution() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def update_groups(strategy: str) -> dict[str, tuple[str, ...]]:
-    """Optimizer name -> the networks it updates, for a strategy."""
-    if strategy in ("independent", "shared_schedule"):
-        return {name: (name,) for name in NETWORK_NAMES}
-    if strategy == "joint":
-        return {"generators": GENERATORS, "discriminators": DISCRIMINATORS}
-    if strategy == "single":
-        return {"all": NETWORK_NAMES}
-    raise ValueError(f"unknown optimizer strategy {strategy!r}")
-
-
 class CycleGAN:
     """Four networks, their optimizers, two image pools and the training step."""
 
@@ -192,7 +179,7 @@ class CycleGAN:
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         setup = train_config.optimizer
         self.strategy = setup.strategy
-        self.groups = update_groups(setup.strategy)
+        self.groups = setup.strategy.groups
         shared_schedule = NetworkSchedule(
             setup.shared, train_config.schedule, timeline, self.step_counter
         )
@@ -201,7 +188,7 @@ class CycleGAN:
             settings = setup.for_network(members[0])
             schedule = (
                 shared_schedule
-                if setup.strategy != "independent"
+                if not setup.strategy.per_network_settings
                 else NetworkSchedule(settings, train_config.schedule, timeline, self.step_counter)
             )
             optimizer = build_adam(settings, schedule, name=f"adam_{group}")
@@ -254,7 +241,7 @@ class CycleGAN:
         grads = tape.gradient(total, self._variables(GENERATORS))
         split = len(g_ab.trainable_variables)
         gradients = {"generator_ab": grads[:split], "generator_ba": grads[split:]}
-        if self.strategy != "single":
+        if self.strategy.separate_generator_update:
             self._apply(gradients)
         return fake_a, fake_b, losses, gradients
 
@@ -339,7 +326,7 @@ class CycleGAN:
         """
         if self.strategy == "single" and generator_gradients is None:
             raise ValueError("strategy 'single' needs the generator phase's gradients")
-        if self.strategy != "single":
+        if self.strategy.separate_generator_update:
             generator_gradients = {}
         losses = self._discriminator_phase(
             self._split(real_a),

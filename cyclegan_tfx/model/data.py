@@ -57,20 +57,39 @@ def count_domains(files: list[str]) -> dict[str, int]:
 
 
 def training_stream(
-    files: list[str], domain: str, image_size: int, batch_size: int, seed: int
+    files: list[str],
+    domain: str,
+    image_size: int,
+    batch_size: int,
+    seed: int,
+    *,
+    jitter_scale: float = 1.0,
+    flip: bool = True,
 ) -> tf.data.Dataset:
-    """An endless, shuffled, randomly flipped stream of float batches of one domain.
+    """An endless, shuffled, augmented stream of float batches of one domain.
 
-    Deterministic for a given seed: shuffling uses the seed, flips are stateless and keyed by
-    the element's position in the stream.
+    Augmentation (the paper's): with `jitter_scale` > 1 each image is resized (bicubic) to
+    `round(image_size * jitter_scale)` and a random `image_size` window is cropped; with `flip`
+    it is mirrored left-right with probability 1/2. Deterministic for a given seed: shuffling
+    uses the seed, crops and flips are stateless and keyed by the element's position in the
+    stream (so a resumed run continues with the same augmentations).
     """
     images = domain_images(files, domain, image_size).cache()
     stream = images.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
+    jittered = max(image_size, round(image_size * jitter_scale))
 
-    def flip(index, image):
-        return tf.image.stateless_random_flip_left_right(
-            image, seed=tf.stack([tf.constant(seed, tf.int64), index])
-        )
+    def augment(index, image):
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        image = tf.cast(image, tf.float32)
+        if jittered > image_size:
+            image = tf.image.resize(image, [jittered, jittered], method="bicubic")
+            image = tf.clip_by_value(image, 0.0, 255.0)
+            image = tf.image.stateless_random_crop(
+                image, [image_size, image_size, 3], seed=key + tf.constant([0, 1], tf.int64)
+            )
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=key)
+        return image / 127.5 - 1.0
 
-    stream = stream.enumerate().map(flip).map(to_float)
+    stream = stream.enumerate().map(augment)
     return stream.batch(batch_size, drop_remainder=True).prefetch(2)

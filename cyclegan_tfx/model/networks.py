@@ -65,17 +65,94 @@ def _residual_block(x, filters: int, name: str):
     return layers.Add(name=f"{name}_add")([shortcut, x])
 
 
+def _upsample(x, filters: int, mode: str, name: str, transpose_kernel: int = 3):
+    """2x upsampling: the paper's transposed convolution, or resize-convolution."""
+    if mode == "transpose":
+        return layers.Conv2DTranspose(
+            filters,
+            transpose_kernel,
+            strides=2,
+            padding="same",
+            kernel_initializer=_conv_init(),
+            name=f"{name}_conv",
+        )(x)
+    if mode == "resize_conv":
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
+        return layers.Conv2D(filters, 3, kernel_initializer=_conv_init(), name=f"{name}_conv")(x)
+    raise ValueError(f"unknown upsampling {mode!r}")
+
+
 def build_generator(config: ModelConfig, name: str, image_size: int | None = None) -> keras.Model:
-    """Builds the ResNet generator: c7s1-f, d2f, d4f, R4f x blocks, u2f, uf, c7s1-3, tanh.
+    """Builds the generator `model.generator` names: the paper's ResNet, or the U-Net.
 
     Args:
-        config: Architecture settings (filters `f`, residual `blocks`).
+        config: Architecture settings.
         name: Model name, e.g. "generator_ab".
-        image_size: Static input size, or None for any size divisible by 4.
+        image_size: Static input size, or None for any size divisible by 4 (ResNet) or by
+            2 ** `unet_downsamplings` (U-Net).
 
     Returns:
         A Keras model mapping float images in [-1, 1] (NHWC, 3 channels) to the same range.
     """
+    if config.generator == "unet":
+        return build_unet_generator(config, name, image_size)
+    return build_resnet_generator(config, name, image_size)
+
+
+def _unet_down(x, filters: int, name: str, *, norm: bool, activate: bool):
+    if activate:
+        x = layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+    x = layers.Conv2D(
+        filters, 4, strides=2, padding="same", kernel_initializer=_conv_init(), name=f"{name}_conv"
+    )(x)
+    return instance_norm(f"{name}_norm")(x) if norm else x
+
+
+def _unet_up(x, filters: int, mode: str, name: str):
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    # The reference's U-Net up-convolution is ConvTranspose2d(kernel 4, stride 2, padding 1).
+    return _upsample(x, filters, mode, name, transpose_kernel=4)
+
+
+def build_unet_generator(
+    config: ModelConfig, name: str, image_size: int | None = None
+) -> keras.Model:
+    """The U-Net generator of the reference code (`--netG unet_<size>`, pix2pix's generator).
+
+    `unet_downsamplings` stride-2 4x4 convolutions (filters f, 2f, 4f, then 8f), instance norm
+    and LeakyReLU(0.2) on the way down, the mirror image with ReLU on the way up, and a skip
+    connection (concatenation) at every scale; tanh output. With 6 downsamplings a 64 px image
+    reaches 1 x 1. The skips carry the input's detail straight to the output, so a colour or
+    texture mapping is learned in far fewer steps than through the ResNet's bottleneck.
+    """
+    downs = config.unet_downsamplings
+    f = config.generator_filters
+    widths = [min(f * 2**i, f * 8) for i in range(downs)]
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    skips = []
+    x = inputs
+    for level, width in enumerate(widths):
+        outermost, innermost = level == 0, level == downs - 1
+        x = _unet_down(
+            x, width, f"down{level + 1}", norm=not (outermost or innermost), activate=not outermost
+        )
+        skips.append(x)
+    for level in reversed(range(downs)):
+        if level < downs - 1:
+            x = layers.Concatenate(name=f"skip{level + 1}")([skips[level], x])
+        width = 3 if level == 0 else widths[level - 1]
+        x = _unet_up(x, width, config.upsampling, f"up{level + 1}")
+        if level > 0:
+            x = instance_norm(f"up{level + 1}_norm")(x)
+    outputs = layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_resnet_generator(
+    config: ModelConfig, name: str, image_size: int | None = None
+) -> keras.Model:
+    """The paper's ResNet generator: c7s1-f, d2f, d4f, R4f x blocks, u2f, uf, c7s1-3, tanh."""
     filters = config.generator_filters
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = ReflectionPadding2D(3, name="in_pad")(inputs)
@@ -96,14 +173,7 @@ def build_generator(config: ModelConfig, name: str, image_size: int | None = Non
     for i in range(config.generator_blocks):
         x = _residual_block(x, filters * 4, name=f"res{i + 1}")
     for i, mult in enumerate((2, 1), start=1):
-        x = layers.Conv2DTranspose(
-            filters * mult,
-            3,
-            strides=2,
-            padding="same",
-            kernel_initializer=_conv_init(),
-            name=f"up{i}_conv",
-        )(x)
+        x = _upsample(x, filters * mult, config.upsampling, name=f"up{i}")
         x = instance_norm(f"up{i}_norm")(x)
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = ReflectionPadding2D(3, name="out_pad")(x)

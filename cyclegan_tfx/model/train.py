@@ -142,8 +142,12 @@ def train_and_export(
         n_critic,
     )
     cyclegan = CycleGAN(model_config, train_cfg, timeline, seed=seed, image_size=size)
-    stream_a = iter(data.training_stream(train_files, "A", size, batch, seed))
-    stream_b = iter(data.training_stream(train_files, "B", size, batch, seed + 1))
+    augmentation = {
+        "jitter_scale": train_cfg.jitter_scale if train_cfg.random_jitter else 1.0,
+        "flip": train_cfg.random_flip,
+    }
+    stream_a = iter(data.training_stream(train_files, "A", size, batch, seed, **augmentation))
+    stream_b = iter(data.training_stream(train_files, "B", size, batch, seed + 1, **augmentation))
     samples_a = np.stack(list(data.domain_images(train_files, "A", size).take(SAMPLE_COUNT)))
     samples_b = np.stack(list(data.domain_images(train_files, "B", size).take(SAMPLE_COUNT)))
 

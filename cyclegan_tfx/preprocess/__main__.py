@@ -71,8 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with FileSystems.open(metrics_path) as f:
         metrics = json.loads(f.read())
     examples = " ".join(f"{name}={count}" for name, count in metrics["examples"].items())
+    paired = " ".join(f"{name}={count}" for name, count in metrics["paired"].items() if count)
     print(
-        f"preprocess: {metrics['examples_total']} examples ({examples}), "
+        f"preprocess: {metrics['examples_total']} examples ({examples}"
+        + (f"; with ground truth {paired}" if paired else "")
+        + "), "
         f"{metrics['rejected']} rejected, {metrics['duplicates']} duplicates; "
         f"TFRecords in {output_dir}, reports in {reports_dir}, metrics in {metrics_path}"
     )

@@ -2,18 +2,23 @@
 
 Stages:
 
-1. List `data_dir/{trainA,trainB,testA,testB}/**` at construction time (:func:`scan_dataset`).
+1. List `data_dir/{trainA,trainB,testA,testB}/**` at construction time (:func:`scan_dataset`),
+   and the optional ground-truth folders `testA_truthB/`, `testB_truthA/` (paired layout, see
+   :mod:`cyclegan_tfx.schema`).
 2. Read every file (Beam `FileSystems`, so `gs://` works), hash its raw bytes (SHA-256), decode,
    convert to RGB, resize and re-encode as PNG (:mod:`.images`). Hidden files, unsupported
    extensions and undecodable files go to the `rejects` output.
 3. Exact duplicates (same raw-bytes SHA-256) keep only the lexicographically smallest relative
    path, so `testA/...` wins over `trainA/...` and a test image never leaks into training; the
    others go to the `duplicates` output.
-4. Each kept image becomes a `tf.train.Example` (keys in :mod:`cyclegan_tfx.schema`), written to
+4. Ground truth (processed like the images) is joined to the kept test image of the same name
+   (`truth` feature); a ground-truth file without a kept image is a reject
+   (`truth_without_image`).
+5. Each kept image becomes a `tf.train.Example` (keys in :mod:`cyclegan_tfx.schema`), written to
    shard `int(sha256, 16) % num_shards` of its split, sorted by SHA-256 inside the shard. Every
    shard file exists (possibly empty), and the same input gives byte-identical files whatever
    the runner's parallelism.
-5. `rejects.csv`, `duplicates.csv` and the metrics JSON are written once at the end.
+6. `rejects.csv`, `duplicates.csv` and the metrics JSON are written once at the end.
 """
 
 from __future__ import annotations
@@ -43,14 +48,18 @@ logger = logging.getLogger(__name__)
 HIDDEN_FILE = "hidden_file"
 UNSUPPORTED_EXTENSION = "unsupported_extension"
 READ_ERROR = "read_error"
+TRUTH_WITHOUT_IMAGE = "truth_without_image"
 
 REJECTS_TAG = "rejects"
 DUPLICATES_TAG = "duplicates"
+TRUTHS_TAG = "truths"
 REJECTS_CSV = "rejects.csv"
 DUPLICATES_CSV = "duplicates.csv"
 SHARD_GLOB = "part-*-of-*.tfrecord"
 
 LAYOUT_DIRS = tuple(schema.layout_dir(s, d) for s in schema.SPLITS for d in schema.DOMAINS)
+TRUTH_DIRS = {schema.truth_dir(d): d for d in schema.DOMAINS}
+"""Ground-truth folder -> the domain of the test images it belongs to."""
 
 
 class DatasetLayoutError(ValueError):
@@ -62,7 +71,14 @@ class SourceFile(NamedTuple):
 
     path: str  # relative POSIX path, e.g. "trainA/0001.png"
     split: str  # "train" | "test"
-    domain: str  # "A" | "B"
+    domain: str  # "A" | "B" (of a ground-truth file: the domain of the image it belongs to)
+    is_truth: bool = False  # a file of testA_truthB/ or testB_truthA/
+
+    @property
+    def image_path(self) -> str:
+        """The image a ground-truth file belongs to (`testA_truthB/x.png` -> `testA/x.png`)."""
+        name = self.path.split("/", 1)[1]
+        return f"{schema.layout_dir(self.split, self.domain)}/{name}"
 
 
 class ImageRecord(NamedTuple):
@@ -73,6 +89,15 @@ class ImageRecord(NamedTuple):
     split: str
     domain: str
     png: bytes  # image_size x image_size RGB PNG
+    truth: bytes = b""  # the true translation (same size, PNG), paired test images only
+
+
+class TruthRecord(NamedTuple):
+    """A preprocessed ground-truth image, waiting to be joined to its test image."""
+
+    image_path: str  # e.g. "testA/0001.png"
+    path: str  # e.g. "testA_truthB/0001.png"
+    png: bytes
 
 
 class Reject(NamedTuple):
@@ -129,7 +154,8 @@ def scan_dataset(data_dir: str, extensions: Iterable[str]) -> list[SourceFile]:
         extensions: Accepted image extensions, used to check that train folders are not empty.
 
     Returns:
-        The files under `data_dir/{trainA,trainB,testA,testB}/`, recursively.
+        The files under `data_dir/{trainA,trainB,testA,testB}/`, recursively, and those of the
+        ground-truth folders `testA_truthB/`, `testB_truthA/` when they exist.
 
     Raises:
         DatasetLayoutError: If a layout folder is missing, or a train folder holds no file
@@ -162,6 +188,11 @@ def scan_dataset(data_dir: str, extensions: Iterable[str]) -> list[SourceFile]:
                 )
             logger.warning("%s: %s has no image files", data_dir, name)
         found.extend(SourceFile(p, split, domain) for p in relative)
+    for name, domain in TRUTH_DIRS.items():
+        relative = [f"{name}/{rel}" for rel in _list_files(FileSystems.join(str(data_dir), name))]
+        if relative:
+            logger.info("%s: %d ground-truth file(s) in %s", data_dir, len(relative), name)
+        found.extend(SourceFile(p, schema.TRUTH_SPLIT, domain, is_truth=True) for p in relative)
     return sorted(found)
 
 
@@ -180,7 +211,7 @@ def _list_files(folder: str) -> list[str]:
 
 
 class ProcessFileFn(beam.DoFn):
-    """SourceFile -> ImageRecord, or a Reject on the `rejects` output."""
+    """SourceFile -> ImageRecord (or TruthRecord on `truths`), or a Reject on `rejects`."""
 
     def __init__(self, data_dir: str, image_size: int, extensions: Iterable[str]) -> None:
         self._data_dir = str(data_dir)
@@ -210,6 +241,11 @@ class ProcessFileFn(beam.DoFn):
         except images.ImageRejected as rejected:
             yield _reject(source.path, rejected.reason, rejected.message)
             return
+        if source.is_truth:
+            yield beam.pvalue.TaggedOutput(
+                TRUTHS_TAG, TruthRecord(source.image_path, source.path, png)
+            )
+            return
         yield ImageRecord(digest, source.path, source.split, source.domain, png)
 
 
@@ -226,6 +262,18 @@ def _keep_smallest_path(item: tuple[str, Iterable[ImageRecord]]) -> Iterator[Any
         yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, Duplicate(record.path, ordered[0].path))
 
 
+def _attach_truth(item: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    """Joins one path's kept image with its ground truth; an orphaned truth is a reject."""
+    image_path, group = item
+    truths = sorted(group[TRUTHS_TAG], key=lambda truth: truth.path)
+    for record in group["images"]:
+        yield record._replace(truth=truths[0].png) if truths else record
+    if not group["images"]:
+        for truth in truths:
+            message = f"no kept image {image_path} for it (missing, rejected or a duplicate)"
+            yield _reject(truth.path, TRUTH_WITHOUT_IMAGE, message)
+
+
 def _key_by_shard(record: ImageRecord, num_shards: int) -> tuple[tuple[str, int], ImageRecord]:
     return (record.split, shard_of(record.sha256, num_shards)), record
 
@@ -236,17 +284,16 @@ def to_example(record: ImageRecord) -> tf.train.Example:
     def _bytes(value: bytes) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                schema.IMAGE_KEY: _bytes(record.png),
-                schema.DOMAIN_KEY: _bytes(record.domain.encode()),
-                schema.SPLIT_KEY: _bytes(record.split.encode()),
-                schema.SOURCE_SHA256_KEY: _bytes(record.sha256.encode()),
-                schema.SOURCE_PATH_KEY: _bytes(record.path.encode()),
-            }
-        )
-    )
+    feature = {
+        schema.IMAGE_KEY: _bytes(record.png),
+        schema.DOMAIN_KEY: _bytes(record.domain.encode()),
+        schema.SPLIT_KEY: _bytes(record.split.encode()),
+        schema.SOURCE_SHA256_KEY: _bytes(record.sha256.encode()),
+        schema.SOURCE_PATH_KEY: _bytes(record.path.encode()),
+    }
+    if record.truth:
+        feature[schema.TRUTH_KEY] = _bytes(record.truth)
+    return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 class WriteShardFn(beam.DoFn):
@@ -257,7 +304,7 @@ class WriteShardFn(beam.DoFn):
         self._num_shards = num_shards
 
     def process(self, item: tuple[tuple[str, int], Iterable[ImageRecord | None]]) -> Iterator[Any]:
-        """Writes the shard; yields (layout dir, count) pairs for the metrics."""
+        """Writes the shard; yields (layout dir, count, with ground truth) for the metrics."""
         (split, shard), values = item
         records = sorted((v for v in values if v is not None), key=lambda r: r.sha256)
         path = shard_path(self._output_dir, split, shard, self._num_shards)
@@ -267,7 +314,10 @@ class WriteShardFn(beam.DoFn):
                 # deterministic=True: sorted map keys, so identical examples give identical bytes.
                 writer.write(to_example(record).SerializeToString(deterministic=True))
         counts = collections.Counter(schema.layout_dir(r.split, r.domain) for r in records)
-        yield from sorted(counts.items())
+        paired = collections.Counter(
+            schema.layout_dir(r.split, r.domain) for r in records if r.truth
+        )
+        yield from sorted((name, count, paired[name]) for name, count in counts.items())
 
 
 class WriteReportsFn(beam.DoFn):
@@ -284,7 +334,7 @@ class WriteReportsFn(beam.DoFn):
         unused_element: Any,
         rejects: Sequence[Reject],
         duplicates: Sequence[Duplicate],
-        counts: Sequence[tuple[str, int]],
+        counts: Sequence[tuple[str, int, int]],
     ) -> Iterator[dict[str, Any]]:
         """Writes the three files; yields the metrics dict."""
         reject_rows = sorted(tuple(r) for r in rejects)
@@ -304,7 +354,7 @@ class WriteReportsFn(beam.DoFn):
 
 
 def build_metrics(
-    counts: Iterable[tuple[str, int]],
+    counts: Iterable[tuple[str, int, int]],
     rejects: Iterable[Reject],
     num_duplicates: int,
     image_size: int,
@@ -312,24 +362,30 @@ def build_metrics(
     """Builds the metrics dict of one run.
 
     Args:
-        counts: (layout dir, number of examples) pairs, possibly several per layout dir.
+        counts: (layout dir, number of examples, how many with ground truth) triples, possibly
+            several per layout dir.
         rejects: All rejected files.
         num_duplicates: Number of dropped duplicate files.
         image_size: Side length of the written images.
 
     Returns:
-        `{"examples": {"testA": n, ...}, "examples_total": n, "rejected": n,
-        "rejected_by_reason": {reason: n}, "duplicates": n, "image_size": s}`.
+        `{"examples": {"testA": n, ...}, "examples_total": n, "paired": {"testA": n,
+        "testB": n}, "rejected": n, "rejected_by_reason": {reason: n}, "duplicates": n,
+        "image_size": s}`.
     """
     examples = dict.fromkeys(sorted(LAYOUT_DIRS), 0)
-    for name, count in counts:
+    paired = {schema.layout_dir(schema.TRUTH_SPLIT, d): 0 for d in schema.DOMAINS}
+    for name, count, with_truth in counts:
         examples[name] += count
+        if name in paired:
+            paired[name] += with_truth
     by_reason = collections.Counter(r.reason for r in rejects)
     return {
         "duplicates": num_duplicates,
         "examples": examples,
         "examples_total": sum(examples.values()),
         "image_size": image_size,
+        "paired": paired,
         "rejected": sum(by_reason.values()),
         "rejected_by_reason": dict(sorted(by_reason.items())),
     }
@@ -384,7 +440,7 @@ def build_pipeline(
         | "ListFiles" >> beam.Create(sources, reshuffle=True)
         | "Process"
         >> beam.ParDo(ProcessFileFn(data_dir, config.image_size, config.extensions)).with_outputs(
-            REJECTS_TAG, main="images"
+            REJECTS_TAG, TRUTHS_TAG, main="images"
         )
     )
     deduplicated = (
@@ -394,7 +450,17 @@ def build_pipeline(
         | "KeepSmallestPath"
         >> beam.FlatMap(_keep_smallest_path).with_outputs(DUPLICATES_TAG, main="kept")
     )
-    kept = deduplicated.kept
+    joined = (
+        {
+            "images": deduplicated.kept | "KeyImageByPath" >> beam.Map(lambda r: (r.path, r)),
+            TRUTHS_TAG: processed[TRUTHS_TAG]
+            | "KeyTruthByImage" >> beam.Map(lambda t: (t.image_path, t)),
+        }
+        | "JoinTruth" >> beam.CoGroupByKey()
+        | "AttachTruth" >> beam.FlatMap(_attach_truth).with_outputs(REJECTS_TAG, main="kept")
+    )
+    kept = joined.kept
+    rejects = (processed[REJECTS_TAG], joined[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
 
     all_shards = [((split, shard), None) for split in schema.SPLITS for shard in range(num_shards)]
     shard_counts = (
@@ -412,12 +478,12 @@ def build_pipeline(
         | "WriteReports"
         >> beam.ParDo(
             WriteReportsFn(str(reports_dir), str(metrics_path), config),
-            rejects=beam.pvalue.AsList(processed[REJECTS_TAG]),
+            rejects=beam.pvalue.AsList(rejects),
             duplicates=beam.pvalue.AsList(deduplicated[DUPLICATES_TAG]),
             counts=beam.pvalue.AsList(shard_counts),
         )
     )
-    return PreprocessOutputs(kept, processed[REJECTS_TAG], deduplicated[DUPLICATES_TAG])
+    return PreprocessOutputs(kept, rejects, deduplicated[DUPLICATES_TAG])
 
 
 def delete_stale_shards(output_dir: str) -> int:

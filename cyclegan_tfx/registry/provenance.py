@@ -12,11 +12,12 @@ import yaml
 
 from cyclegan_tfx.config import Config, TrainConfig
 from cyclegan_tfx.registry.gittags import GitTagError, run_git
+from cyclegan_tfx.strategies import OptimizerStrategy
 
 logger = logging.getLogger(__name__)
 
 DATA_DVC_FILE = "data.dvc"
-DEFAULT_STRATEGY = "independent"
+DEFAULT_STRATEGY = OptimizerStrategy.INDEPENDENT.value
 
 
 def data_version(project_root: str | Path, dvc_file: str = DATA_DVC_FILE) -> dict[str, Any] | None:
@@ -96,5 +97,5 @@ def optimizer_strategy(train: TrainConfig) -> str:
         getattr(train, "strategy", None),
     ):
         if isinstance(candidate, str) and candidate:
-            return candidate
+            return str(candidate)
     return DEFAULT_STRATEGY
