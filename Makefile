@@ -1,5 +1,7 @@
 # cyclegan-tfx: every target sets up the Python 3.10 environment first if needed.
 SHELL := /bin/bash
+# TensorFlow's C++ start-up notices (CUDA, oneDNN) are noise on CPU machines.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -23,7 +25,7 @@ help:
 	@echo "make setup   - create .venv (Python 3.10) from requirements.lock; idempotent"
 	@echo "make kubeflow - compile the pipeline for KFP v2 / Vertex AI into build/kubeflow/"
 	@echo "make image   - build the pipeline's Docker image (needs a Docker engine)"
-	@echo "make models  - list the pushed model versions (python -m cyclegan_tfx.models)"
+	@echo "make models  - list the pushed model versions (cyclegan-tfx models list)"
 	@echo "make explain-gate - why the last evaluated model was (not) blessed: every check of the gate"
 	@echo "make bench-fid - FID feature-extraction throughput; Frechet distance eigh vs sqrtm, d=2048"
 	@echo "make fid-agreement - does FID follow the ground truth? rank correlations over training"
@@ -48,18 +50,18 @@ data: setup
 run: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	@echo
-	@$(PY) -m pipeline.explain_gate --params params.yaml
+	@$(BIN)/cyclegan-tfx explain-gate --params params.yaml
 	@echo
 	@echo "next: .venv/bin/dvc plots show (curves, translations: dvc_plots/index.html)," \
 	      "make models (pushed versions), .venv/bin/dvc metrics show," \
 	      "TensorBoard: .venv/bin/tensorboard --logdir build/tfx/Trainer"
 
 # Trains every optimizer strategy on the sample data (same seed and budget) and writes
-# reports/optimizer_comparison.md and reports/fid_over_training.{tsv,svg}.
+# reports/optimizer_comparison.md and reports/fid_over_training.tsv (a DVC plot).
 COMPARE_ARGS ?= --epochs 10 --eval-every 2
 compare: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro preprocess
-	$(PY) -m cyclegan_tfx.compare $(COMPARE_ARGS)
+	$(BIN)/cyclegan-tfx compare $(COMPARE_ARGS)
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -78,7 +80,7 @@ format: setup
 	$(BIN)/ruff format .
 
 kubeflow: setup
-	$(PY) -m pipeline.kubeflow_runner --params params.yaml $(KUBEFLOW_ARGS)
+	$(BIN)/cyclegan-tfx kubeflow --params params.yaml $(KUBEFLOW_ARGS)
 
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
@@ -91,11 +93,11 @@ lint-docker: setup
 	$(BIN)/hadolint Dockerfile
 
 models: setup
-	$(PY) -m cyclegan_tfx.models list
+	$(BIN)/cyclegan-tfx models list
 
 # The FID/KID gate of the newest run (ML Metadata): metric, candidate, baseline, threshold, result.
 explain-gate: setup
-	$(PY) -m pipeline.explain_gate --params params.yaml
+	$(BIN)/cyclegan-tfx explain-gate --params params.yaml
 
 bench-fid: setup
 	$(PY) bench/fid.py --params params.yaml
@@ -105,7 +107,7 @@ bench-fid: setup
 AGREEMENT_ARGS ?= --eval-every 3
 fid-agreement: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro preprocess
-	$(PY) -m cyclegan_tfx.agreement --params params.yaml $(AGREEMENT_ARGS)
+	$(BIN)/cyclegan-tfx fid-agreement --params params.yaml $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -23,11 +23,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from cyclegan_tfx.model.model_info import find_pushed_version, read_model_info
+from cyclegan_tfx.registry.lineage import ALREADY_PUSHED_KEY
 
 logger = logging.getLogger(__name__)
-
-ALREADY_PUSHED_KEY = "already_pushed"
-"""PushedModel custom property: 1 when the model was found already pushed (nothing copied)."""
 
 
 class Executor(pusher_executor.Executor):

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 CHECKPOINT_ROOT_KEY = "checkpoint_root"
+LIVE_DIR_KEY = "live_dir"
+LOCATION_KEYS = (CHECKPOINT_ROOT_KEY, LIVE_DIR_KEY)
+"""Where things are written, not what is trained: not part of the checkpoints' run key."""
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 TRAINER_MODULE = __name__
 """The module whose code (with everything it imports) the Trainer runs."""
@@ -42,8 +45,12 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
     and resumes them. Resuming needs a local (or mounted) filesystem: with a remote root such
     as gs:// the Trainer trains without checkpoints and says so. The run key includes the code
     fingerprint, so changed code never resumes checkpoints written by the old code.
+
+    With a local pipeline root the training curves (DVCLive) are written live into the
+    workspace's `paths.dvclive` folder; remote runs keep them in the Trainer's ModelRun.
     """
     full = config.to_dict()
+    local = "://" not in pipeline_root
     return {
         "seed": config.seed,
         "image_size": config.preprocess.image_size,
@@ -51,6 +58,7 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
         "train": full["train"],
         CODE_FINGERPRINT_KEY: code_fingerprint(TRAINER_MODULE).digest,
         CHECKPOINT_ROOT_KEY: f"{pipeline_root.rstrip('/')}/checkpoints",
+        LIVE_DIR_KEY: str(config.paths.resolve("dvclive")) if local else None,
     }
 
 
@@ -72,7 +80,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model_config = build_section(ModelConfig, custom["model"], "model")
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
-    settings = {k: v for k, v in custom.items() if k != CHECKPOINT_ROOT_KEY}
+    settings = {k: v for k, v in custom.items() if k not in LOCATION_KEYS}
     checkpoint_root = custom[CHECKPOINT_ROOT_KEY]
     checkpoint_dir = None
     if "://" in checkpoint_root:
@@ -92,6 +100,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         run_dir=fn_args.model_run_dir,
         export_dir=fn_args.serving_model_dir,
         checkpoint_dir=checkpoint_dir,
+        live_dir=custom.get(LIVE_DIR_KEY),
     )
     write_model_info(
         fn_args.serving_model_dir,

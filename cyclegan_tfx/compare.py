@@ -5,7 +5,8 @@ measures FID both ways on the test split every `--eval-every` epochs with the ga
 and reports final FID, KID, wall time and final losses:
 
 - `reports/optimizer_comparison.md` (table) and `.json`,
-- `reports/fid_over_training.tsv` (one column per strategy and direction) and `.svg` (chart).
+- `reports/fid_over_training.tsv` (one column per strategy and direction), drawn by the DVC
+  plot "FID over training per optimizer strategy" (`dvc plots show`).
 
 Usage: python -m cyclegan_tfx.compare [--params params.yaml] [--epochs 10] [--eval-every 2]
        [--strategies independent joint ...]
@@ -23,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.config import DIRECTIONS, NETWORK_NAMES, Config, ConfigError, load_config
 from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.cyclegan import CycleGAN
 from cyclegan_tfx.model.schedules import Timeline
@@ -41,7 +42,7 @@ STRATEGIES = tuple(strategy.value for strategy in OptimizerStrategy)
 REPORT_MD = "optimizer_comparison.md"
 REPORT_JSON = "optimizer_comparison.json"
 CURVE_TSV = "fid_over_training.tsv"
-CURVE_SVG = "fid_over_training.svg"
+"""One column per strategy and direction; dvc.yaml draws it (`dvc plots show`)."""
 
 
 def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
@@ -112,22 +113,20 @@ def _markdown(results: dict[str, Any]) -> str:
     ]
     for strategy, run in results["runs"].items():
         final, losses = run["final"] or {}, run["final_losses"]
-        losses_text = " / ".join(
-            f"{losses[n]:.3f}"
-            for n in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
-        )
+        losses_text = " / ".join(f"{losses[n]:.3f}" for n in NETWORK_NAMES)
+        fids = " | ".join(f"{final.get(KEYS[d].fid, float('nan')):.2f}" for d in DIRECTIONS)
+        kids = " | ".join(f"{final.get(KEYS[d].kid, float('nan')):.4f}" for d in DIRECTIONS)
         lines.append(
-            f"| {strategy} | {final.get('fid_a2b', float('nan')):.2f} | "
-            f"{final.get('fid_b2a', float('nan')):.2f} | {final.get('kid_a2b', float('nan')):.4f}"
-            f" | {final.get('kid_b2a', float('nan')):.4f} | {run['wall_seconds']:.0f} | "
-            f"{losses_text} |"
+            f"| {strategy} | {fids} | {kids} | {run['wall_seconds']:.0f} | {losses_text} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def _curve_table(results: dict[str, Any]) -> tuple[list[str], list[list[float]]]:
     columns = ["step"] + [
-        f"fid_{direction}_{strategy}" for strategy in results["runs"] for direction in DIRECTIONS
+        f"{KEYS[direction].fid}_{strategy}"
+        for strategy in results["runs"]
+        for direction in DIRECTIONS
     ]
     steps = sorted({p["step"] for run in results["runs"].values() for p in run["curve"]})
     rows = []
@@ -135,50 +134,9 @@ def _curve_table(results: dict[str, Any]) -> tuple[list[str], list[list[float]]]
         row = [float(step)]
         for strategy in results["runs"]:
             point = next((p for p in results["runs"][strategy]["curve"] if p["step"] == step), {})
-            row += [point.get(f"fid_{d}", float("nan")) for d in DIRECTIONS]
+            row += [point.get(KEYS[d].fid, float("nan")) for d in DIRECTIONS]
         rows.append(row)
     return columns, rows
-
-
-def _svg(columns: list[str], rows: list[list[float]], width: int = 720, height: int = 360) -> str:
-    """A dependency-free line chart: one polyline per column after `step`."""
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-    margin = 50
-    values = [v for row in rows for v in row[1:] if np.isfinite(v)]
-    if not rows or not values:
-        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"/>'
-    x_max = max(row[0] for row in rows) or 1.0
-    y_max = max(values) * 1.05 or 1.0
-
-    def point(x: float, y: float) -> str:
-        px = margin + x / x_max * (width - 2 * margin)
-        py = height - margin - y / y_max * (height - 2 * margin)
-        return f"{px:.1f},{py:.1f}"
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="11">',
-        f'<text x="{margin}" y="20">FID over training (lower is better)</text>',
-        f'<line x1="{margin}" y1="{height - margin}" x2="{width - margin}" '
-        f'y2="{height - margin}" stroke="black"/>',
-        f'<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>',
-        f'<text x="{width - margin}" y="{height - margin + 20}" text-anchor="end">'
-        f"step (max {x_max:g})</text>",
-        f'<text x="5" y="{margin}">{y_max:.0f}</text>',
-    ]
-    for index, name in enumerate(columns[1:], start=1):
-        colour = colours[(index - 1) % len(colours)]
-        dash = "" if name.startswith("fid_a2b") else ' stroke-dasharray="5,3"'
-        points = " ".join(point(row[0], row[index]) for row in rows if np.isfinite(row[index]))
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>'
-        )
-        parts.append(
-            f'<text x="{width - margin + 5 - 160}" y="{margin + 14 * index}" fill="{colour}">'
-            f"{name}</text>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
 
 
 def write_reports(results: dict[str, Any], out_dir: Path) -> None:
@@ -189,7 +147,6 @@ def write_reports(results: dict[str, Any], out_dir: Path) -> None:
     columns, rows = _curve_table(results)
     tsv = ["\t".join(columns)] + ["\t".join(f"{v:.6g}" for v in row) for row in rows]
     (out_dir / CURVE_TSV).write_text("\n".join(tsv) + "\n")
-    (out_dir / CURVE_SVG).write_text(_svg(columns, rows))
 
 
 def main(argv: list[str] | None = None) -> int:

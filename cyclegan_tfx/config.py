@@ -1,5 +1,8 @@
 """Typed configuration: `params.yaml` loaded once into frozen dataclasses.
 
+Over 400 lines on purpose: every section of params.yaml is declared here, next to the loader
+that validates it, so the schema of the configuration is one file to read.
+
 Nothing here is read at import time. Entry points call :func:`load_config` once and pass the
 resulting :class:`Config` (or one of its sections) explicitly. Components that run in another
 process (the TFX Trainer, the TFMA metric) receive it serialised with :meth:`Config.to_dict` and
@@ -47,6 +50,8 @@ class Paths:
     metrics: str
     plots: str
     reports: str
+    dvclive: str = "dvclive"
+    model: str = "model"
     root: str = "."
 
     def resolve(self, name: str) -> Path:
@@ -423,6 +428,10 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable dict that :func:`config_from_dict` turns back."""
         return _to_plain(dataclasses.asdict(self))
+
+    def serving_dir(self) -> Path:
+        """The Pusher's destination and the model registry: `<paths.serving>/<pipeline.name>/`."""
+        return self.paths.resolve("serving") / self.pipeline.name
 
     def replace(self, **sections: Any) -> Config:
         """Returns a copy with whole sections replaced (e.g. `train=...`)."""

@@ -109,3 +109,18 @@ class DirectionKeys:
 
 KEYS = {direction: DirectionKeys.of(direction) for direction in DIRECTIONS}
 """The keys of each direction."""
+UNPAIRED_METRICS = ("fid", "kid")
+
+
+def metric_key(metric: str, direction: str, suffix: str = "") -> str:
+    """The key of `fid`, `kid` or a paired metric in a direction, e.g. ("mae", "a2b").
+
+    Raises:
+        ValueError: For an unknown metric or direction.
+    """
+    keys = KEYS.get(direction)
+    if keys is None:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if metric in UNPAIRED_METRICS:
+        return getattr(keys, metric) + suffix
+    return keys.paired(metric, suffix)

@@ -16,8 +16,8 @@ import json
 import sys
 
 from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
-from pipeline.gate import GateReport, MixedBackbonesError, format_gate_table, gate_report
-from pipeline.reports import NoPipelineRunError, latest_run_artifacts
+from cyclegan_tfx.gate import GateReport, MixedBackbonesError, format_gate_table, gate_report
+from cyclegan_tfx.mlmd import MetadataError, latest_run_artifacts
 
 STANDARD_BACKBONE = "inception-2015-12-05"
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.params)
         artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)
         report = gate_report(artifacts)
-    except (ConfigError, NoPipelineRunError, MixedBackbonesError) as error:
+    except (ConfigError, MetadataError, MixedBackbonesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if report.evaluation_uri is None:

@@ -1,6 +1,6 @@
 """Runs the pipeline locally with LocalDagRunner (SQLite ML Metadata), then writes DVC reports.
 
-Usage: python -m pipeline.local_runner [--params params.yaml]
+Usage: cyclegan-tfx run [--params params.yaml]   (or python -m pipeline.local_runner)
 """
 
 from __future__ import annotations
@@ -8,18 +8,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 from tfx import v1 as tfx
 
 from cyclegan_tfx.config import Config, load_config
+from cyclegan_tfx.gate import GateReport
+from cyclegan_tfx.registry.record import RecordedPush, record_push
 from cyclegan_tfx.registry.store import RegistryError
 from pipeline.explain_gate import explain
-from pipeline.gate import GateReport
-from pipeline.pipeline import create_pipeline, serving_base_directory
-from pipeline.registry import RecordedPush, record_push
+from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
 
 
@@ -29,7 +29,7 @@ def run(config: Config) -> None:
     The serving folder is created first: it is a DVC output of the stage even when no model has
     been blessed yet.
     """
-    Path(serving_base_directory(config)).mkdir(parents=True, exist_ok=True)
+    config.serving_dir().mkdir(parents=True, exist_ok=True)
     tfx.orchestration.LocalDagRunner().run(
         create_pipeline(
             config,
@@ -56,22 +56,46 @@ class RunOutcome:
     push: RecordedPush | None
 
 
+def update_model_artifact(config: Config, push: RecordedPush | None) -> None:
+    """Copies the newest pushed SavedModel to `paths.model` (dvc.yaml's `artifacts:` entry).
+
+    The folder keeps the previous model when a run pushed nothing, and exists (empty) before
+    the first push, so DVC always has an output to track.
+    """
+    target = config.paths.resolve("model")
+    if push is None:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    temporary = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(config.serving_dir() / push.version, temporary)
+    shutil.rmtree(target, ignore_errors=True)
+    temporary.rename(target)
+
+
 def run_and_report(config: Config) -> RunOutcome:
-    """Runs the pipeline, writes the DVC reports and registers a pushed model."""
+    """Runs the pipeline, then writes the reports, the registry entry and the model artifact."""
     run(config)
     summary, report = write_reports(config)
-    return RunOutcome(summary=summary, report=report, push=record_push(config))
+    push = record_push(config)
+    update_model_artifact(config, push)
+    return RunOutcome(summary=summary, report=report, push=push)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # force: absl (imported by TFX) has already put a WARNING-level handler on the root logger.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    # TFX/Beam log hundreds of INFO lines per component; the project's own loggers report the
+    # progress (training speed and ETA, evaluation, the gate).
+    for noisy in ("absl", "apache_beam"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)

@@ -19,11 +19,6 @@ TRAINER_RUN_FN = "components.trainer.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def serving_base_directory(config: Config) -> str:
-    """Where the Pusher writes: `<paths.serving>/<pipeline.name>/<version>/`."""
-    return str(config.paths.resolve("serving") / config.pipeline.name)
-
-
 def create_pipeline(
     config: Config,
     *,
@@ -43,7 +38,7 @@ def create_pipeline(
             Kubeflow provides its own and passes None).
         beam_pipeline_args: Beam flags for ExampleGen and Evaluator; defaults to
             `pipeline.beam_args`.
-        serving_directory: Pusher destination; defaults to `serving_base_directory(config)`.
+        serving_directory: Pusher destination; defaults to `config.serving_dir()`.
         examples_directory: Folder of the preprocessed TFRecords (`train/`, `test/`) that
             ImportExampleGen ingests; defaults to `paths.preprocessed`. Remote runners pass a
             gs:// or s3:// folder, or a `RuntimeParameter` to choose it per run.
@@ -89,7 +84,7 @@ def create_pipeline(
             model_blessing=evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(
-                    base_directory=serving_directory or serving_base_directory(config)
+                    base_directory=serving_directory or str(config.serving_dir())
                 )
             ),
         )

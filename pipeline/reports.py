@@ -6,7 +6,8 @@ Writes, under `paths.metrics` / `paths.plots`:
   the baseline's values, blessed yes/no, pushed version.
 - `reports/gate.json`: every check of the blessing (:mod:`pipeline.gate`), as
   `make explain-gate --json` prints it.
-- `plots/losses.tsv`: per-network loss and learning-rate curves of the Trainer.
+- `dvclive/`: per-network loss and learning-rate curves of the model's training (DVCLive; the
+  Trainer writes them there live, this copies them from the ModelRun when it was cached).
 - `plots/fid.json`, `plots/mae.json`: one bar per direction and model (candidate, baseline,
   doing nothing).
 - `plots/translations_a2b.png`, `plots/translations_b2a.png`: test images | translations
@@ -23,93 +24,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import ml_metadata as mlmd
 import numpy as np
 import tensorflow as tf
-from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 from tfx.utils import path_utils
 
 from cyclegan_tfx import schema
 from cyclegan_tfx.config import DIRECTIONS, Config
+from cyclegan_tfx.gate import GateReport, evaluation_metrics, gate_report, summary_values
 from cyclegan_tfx.grid import image_grid, png_bytes
-from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS
+from cyclegan_tfx.metric_keys import metric_key
+from cyclegan_tfx.mlmd import latest_run_artifacts, newest_artifact
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
-from cyclegan_tfx.model.train import LOSSES_FILE, SAMPLES_FILE
-from cyclegan_tfx.registry.lineage import open_store
-from pipeline.gate import GateReport, evaluation_metrics, gate_report, newest_artifact
+from cyclegan_tfx.model.train import LIVE_DIR, SAMPLES_FILE
 
 logger = logging.getLogger(__name__)
 
 EVALUATION_METRICS_FILE = "evaluation.json"
 GATE_REPORT_FILE = "gate.json"
-LOSSES_PLOT_FILE = "losses.tsv"
 FID_PLOT_FILE = "fid.json"
 MAE_PLOT_FILE = "mae.json"
 SAMPLES_PLOT_FILE = "training_samples.png"
 TRANSLATIONS_PER_DIRECTION = 8
 
 
-class NoPipelineRunError(RuntimeError):
-    """ML Metadata has no run of the pipeline."""
-
-
 def translations_plot_file(direction: str) -> str:
     """File name of the test-translation grid of `direction`."""
     return f"translations_{direction}.png"
-
-
-def _store(metadata_path: Path) -> mlmd.MetadataStore:
-    if not metadata_path.is_file():
-        raise NoPipelineRunError(f"no ML Metadata at {metadata_path}; run the pipeline first")
-    return open_store(metadata_path)
-
-
-def _latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    runs = [
-        context
-        for context in store.get_contexts_by_type("pipeline_run")
-        if pipeline is not None
-        and any(c.id == pipeline.id for c in store.get_parent_contexts_by_context(context.id))
-    ]
-    if not runs:
-        raise NoPipelineRunError(f"no run of pipeline {pipeline_name!r} in ML Metadata")
-    return max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
-
-
-def latest_run_executions(metadata_path: Path, pipeline_name: str) -> dict[str, str]:
-    """State of each node's execution in the newest run, e.g. {"Trainer": "CACHED"}.
-
-    Nodes skipped by a condition (the Pusher of an unblessed model) have no execution.
-    """
-    store = _store(metadata_path)
-    run = _latest_run(store, pipeline_name)
-    states = {}
-    for execution in store.get_executions_by_context(run.id):
-        for context in store.get_contexts_by_execution(execution.id):
-            if context.name.startswith(f"{pipeline_name}.") and context.type_id != run.type_id:
-                node = context.name[len(pipeline_name) + 1 :]
-                states[node] = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-    return states
-
-
-def latest_run_artifacts(
-    metadata_path: Path, pipeline_name: str
-) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    """Output artifacts of the newest pipeline run (cached outputs included), by type name."""
-    store = _store(metadata_path)
-    run = _latest_run(store, pipeline_name)
-    executions = store.get_executions_by_context(run.id)
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    output_ids = sorted(
-        {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
-    )
-    types = {t.id: t.name for t in store.get_artifact_types()}
-    result: dict[str, list[metadata_store_pb2.Artifact]] = {}
-    for artifact in store.get_artifacts_by_id(output_ids):
-        result.setdefault(types[artifact.type_id], []).append(artifact)
-    return result
 
 
 def _test_examples(examples_uri: str, domain: str, count: int) -> list[tuple[Any, Any]]:
@@ -150,22 +91,6 @@ def _translation_grids(model_uri: str, examples_uri: str) -> dict[str, bytes]:
     return grids
 
 
-SUMMARY_SUFFIXES = ("", "_std", "_identity", "_identity_std")
-
-
-def summary_values(values: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of one model worth a DVC metric: per direction FID, KID, paired scores, N."""
-    result: dict[str, Any] = {}
-    for direction in DIRECTIONS:
-        keys = KEYS[direction]
-        names = [keys.fid, keys.fid_std, keys.fid_identity, keys.fid_identity_std]
-        names += [keys.num_fake, keys.num_real, keys.kid, keys.kid_std, keys.paired_num]
-        for metric in PAIRED_METRICS:
-            names += [keys.paired(metric, suffix) for suffix in ("", "_std", "_identity")]
-        result |= {name: values[name] for name in names if name in values}
-    return result
-
-
 def bar_points(metrics: dict[str, dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """One bar per direction and model (candidate, baseline, doing nothing) for a DVC plot.
 
@@ -174,12 +99,12 @@ def bar_points(metrics: dict[str, dict[str, Any]], metric: str) -> list[dict[str
     """
     points = []
     for direction in DIRECTIONS:
-        key = f"{metric}_{direction}"
+        key = metric_key(metric, direction)
         candidate = metrics.get("candidate", {})
         roles = [
             ("candidate", candidate.get(key)),
             ("baseline", (metrics.get("baseline") or {}).get(key)),
-            ("identity", candidate.get(f"{key}_identity")),
+            ("identity", candidate.get(metric_key(metric, direction, "_identity"))),
         ]
         for role, value in roles:
             if value is not None:
@@ -231,8 +156,11 @@ def write_reports(config: Config) -> tuple[dict[str, Any], GateReport]:
         (plots_dir / name).write_text(json.dumps(points, indent=2) + "\n")
     if model_run is not None:
         run_dir = Path(model_run.uri)
-        if (run_dir / LOSSES_FILE).is_file():
-            shutil.copyfile(run_dir / LOSSES_FILE, plots_dir / LOSSES_PLOT_FILE)
+        if (run_dir / LIVE_DIR).is_dir():  # the curves of the model (the Trainer may be cached)
+            live = config.paths.resolve("dvclive")
+            if live.resolve() != (run_dir / LIVE_DIR).resolve():
+                shutil.rmtree(live, ignore_errors=True)
+                shutil.copytree(run_dir / LIVE_DIR, live)
         if (run_dir / SAMPLES_FILE).is_file():
             shutil.copyfile(run_dir / SAMPLES_FILE, plots_dir / SAMPLES_PLOT_FILE)
     if model is not None and examples is not None:

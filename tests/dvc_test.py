@@ -6,6 +6,7 @@
   / `dvc plots show` read the outputs (slow).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -116,16 +117,43 @@ def test_committed_lock_matches_the_committed_code():
 def test_stage_deps_cover_the_code_the_stage_runs(stage):
     # DVC reruns a stage only when a listed dependency changes: every project file the
     # stage's command imports (transitively) must be under one of its deps.
+    from cyclegan_tfx.cli import COMMANDS
     from cyclegan_tfx.code_fingerprint import module_closure
 
     definition = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]
-    module = definition["cmd"].split("python -m ", 1)[1].split()[0]
-    if (REPO_ROOT / module.replace(".", "/") / "__main__.py").is_file():
-        module += ".__main__"
+    command = definition["cmd"].split("cyclegan-tfx ", 1)[1].split()[0]
+    modules = ["cyclegan_tfx.cli", COMMANDS[command][0]]  # the entry point imports it lazily
     deps = [str(d) for d in definition["deps"] if "${" not in str(d)]
-    files = [p.relative_to(REPO_ROOT).as_posix() for p in module_closure(module)]
+    closure = {path for module in modules for path in module_closure(module)}
+    files = sorted(p.relative_to(REPO_ROOT).as_posix() for p in closure)
     uncovered = [f for f in files if not any(f == d or f.startswith(d + "/") for d in deps)]
     assert uncovered == [], f"add to the {stage} stage's deps in dvc.yaml: {uncovered}"
+
+
+def _check_bar_plots(plots_json: str) -> None:
+    """Candidate, baseline and doing nothing are separate bars, not stacked in one.
+
+    `dvc plots show --json` gives, per plot, the Vega-Lite spec and its data. Each bar of the
+    FID and MAE plots must have a y value (`bar`) of its own; bars sharing a y value would be
+    stacked by Vega-Lite (the bug this replaced: y = direction).
+    """
+    shown = json.loads(plots_json)
+    assert not [
+        e for e in shown["errors"] if e["name"] != "FID over training per optimizer strategy"
+    ]
+    plots = shown["data"]
+    for title, metric in (
+        ("FID per direction (candidate, baseline, doing nothing)", "fid"),
+        ("Ground-truth MAE per direction (candidate, baseline, doing nothing)", "mae"),
+    ):
+        (entry,) = plots[title]
+        spec = entry["content"]  # Vega-Lite, with the data inline
+        assert spec["encoding"]["y"]["field"] == "bar"
+        values = spec["data"]["values"]
+        labels = [row["bar"] for row in values]
+        assert len(labels) == len(set(labels)) >= 4, labels  # a2b/b2a x candidate/identity
+        assert {row["model"] for row in values} >= {"candidate", "identity"}
+        assert all(isinstance(row[metric], float | int) for row in values)
 
 
 def _tiny_params(params: dict) -> dict:
@@ -170,13 +198,22 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(tmp_path):
     assert "up to date" in _run([DVC, "status"], repo).stdout
 
     metrics = _run([DVC, "metrics", "show", "--json"], repo).stdout
-    assert "fid_a2b" in metrics and "examples_total" in metrics
+    assert "fid_a2b" in metrics and "mae_a2b" in metrics and "examples_total" in metrics
     _run([DVC, "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert (tmp_path / "plots" / "index.html").is_file()
+    _check_bar_plots(_run([DVC, "plots", "show", "--json"], repo).stdout)
+
+    # The model is a DVC artifact: pushed to a remote and fetched back with `dvc artifacts get`.
+    _run([DVC, "remote", "add", "-d", "store", str(tmp_path / "remote")], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "pipeline run"], repo)
+    _run([DVC, "push", "-q"], repo)
+    fetched = tmp_path / "fetched"
+    _run([DVC, "artifacts", "get", str(repo), "cyclegan", "-o", str(fetched)], tmp_path)
+    assert (fetched / "saved_model.pb").is_file()
+    assert (fetched / "assets.extra" / "cyclegan_tfx.json").is_file()
 
     # An experiment with another optimizer strategy re-runs only the pipeline stage.
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "baseline"], repo)
     experiment = _run([DVC, "exp", "run", "-S", "train.optimizer.strategy=joint"], repo)
     assert "Running stage 'pipeline'" in experiment.stdout
     assert "Running stage 'preprocess'" not in experiment.stdout

@@ -7,15 +7,15 @@ import pytest
 from conftest import REPO_ROOT, stored_eval_config, tfma_validate
 
 from cyclegan_tfx.config import BackboneBounds, OptionalDirectionBounds, load_config
-from pipeline import explain_gate
-from pipeline.eval_config import build_eval_config
-from pipeline.gate import (
+from cyclegan_tfx.gate import (
     GateReport,
     MixedBackbonesError,
     check_single_backbone,
     format_gate_table,
     gate_checks,
 )
+from pipeline import explain_gate
+from pipeline.eval_config import build_eval_config
 
 BACKBONE = "fallback-inceptionv3-random-seed0"
 GOOD = {

@@ -7,7 +7,8 @@ from fid_fakes import CountingBackbone, random_images
 from PIL import Image
 
 from cyclegan_tfx.fid import __main__ as cli
-from cyclegan_tfx.fid.distance import FeatureStats, fid_from_stats
+from cyclegan_tfx.fid.distance import fid_from_stats
+from cyclegan_tfx.fid.stats import FeatureStats
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ from apache_beam.testing.util import BeamAssertException, assert_that
 
 from cyclegan_tfx.fid.beam import FeatureStatsCombineFn
 from cyclegan_tfx.fid.distance import (
-    FeatureStats,
     bootstrap_fid_ratio_std,
     bootstrap_fid_std,
     fid_from_rows,
@@ -18,6 +17,7 @@ from cyclegan_tfx.fid.distance import (
     frechet_distance,
     kernel_inception_distance,
 )
+from cyclegan_tfx.fid.stats import FeatureStats
 
 
 def _random_spd(rng: np.random.Generator, dim: int) -> np.ndarray:

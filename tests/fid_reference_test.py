@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fid_fakes import FAKE_DIM, CountingBackbone, random_images
 
-from cyclegan_tfx.fid.distance import FeatureSample, kernel_inception_distance
+from cyclegan_tfx.fid.distance import kernel_inception_distance
 from cyclegan_tfx.fid.reference import (
     StatsCache,
     dataset_hash,
@@ -14,6 +14,7 @@ from cyclegan_tfx.fid.reference import (
     image_digest,
     reference_stats,
 )
+from cyclegan_tfx.fid.stats import FeatureSample
 
 # --- FeatureSample --------------------------------------------------------------------------
 

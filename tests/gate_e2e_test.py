@@ -18,12 +18,12 @@ import yaml
 from conftest import REPO_ROOT, e2e_config, write_e2e_dataset
 
 from cyclegan_tfx.config import load_config
+from cyclegan_tfx.gate import gate_report
+from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
 from cyclegan_tfx.model import train as train_module
 from pipeline.explain_gate import explain
 from pipeline.explain_gate import main as explain_gate_main
-from pipeline.gate import gate_report
 from pipeline.local_runner import run, run_and_report
-from pipeline.reports import latest_run_artifacts, latest_run_executions
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,10 @@ import pytest
 from conftest import tiny_config
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from cyclegan_tfx.mlmd import MetadataError, open_store
 from cyclegan_tfx.registry import lineage
+from cyclegan_tfx.registry import record as registry
 from cyclegan_tfx.registry.store import ModelRegistry
-from pipeline import registry
 
 PIPELINE = "cyclegan"
 
@@ -146,8 +147,8 @@ def test_an_unknown_version_is_an_error(store):
 
 
 def test_a_missing_store_is_an_error(tmp_path):
-    with pytest.raises(lineage.LineageError, match="no ML Metadata store"):
-        lineage.open_store(tmp_path / "metadata.sqlite")
+    with pytest.raises(MetadataError, match=r"no ML Metadata at .*run the pipeline first"):
+        open_store(tmp_path / "metadata.sqlite")
 
 
 def test_backfill_fills_metrics_and_lineage_and_keeps_recorded_provenance(

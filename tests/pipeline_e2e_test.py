@@ -41,15 +41,15 @@ from PIL import Image
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-from cyclegan_tfx import models, translate
+from cyclegan_tfx import translate
+from cyclegan_tfx.gate import gate_report
+from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
-from pipeline import registry as registry_cli
+from cyclegan_tfx.registry import cli as models
 from pipeline.explain_gate import explain
 from pipeline.explain_gate import main as explain_gate_main
-from pipeline.gate import gate_report
 from pipeline.local_runner import run, run_and_report
-from pipeline.pipeline import serving_base_directory
-from pipeline.reports import latest_run_artifacts, latest_run_executions, write_reports
+from pipeline.reports import write_reports
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def _config(root, epochs):
 
 
 def _pushed_versions(config):
-    base = serving_base_directory(config)
+    base = config.serving_dir()
     if not tf.io.gfile.exists(base):
         return []
     names = (name.rstrip("/") for name in tf.io.gfile.listdir(base))
@@ -226,7 +226,7 @@ def test_trained_candidate_is_blessed_and_pushed(trained_run):
 
 def test_pushed_model_loads_and_translates(trained_run):
     config, _, summary = trained_run
-    model_dir = f"{serving_base_directory(config)}/{summary['pushed_version']}"
+    model_dir = f"{config.serving_dir()}/{summary['pushed_version']}"
     model = tf.saved_model.load(model_dir)
     assert {SIGNATURE_A2B, SIGNATURE_B2A, "serving_default"} <= set(model.signatures)
     images = synthetic_images(3, SIZE, "A", 7)
@@ -240,7 +240,7 @@ def test_pushed_model_runs_in_saved_model_cli(trained_run, signature, tmp_path):
     # saved_model_cli run loads with the session-based loader of TF Serving and KServe; its
     # output must equal the object-based loader's on the same input.
     config, _, summary = trained_run
-    model_dir = f"{serving_base_directory(config)}/{summary['pushed_version']}"
+    model_dir = f"{config.serving_dir()}/{summary['pushed_version']}"
     images = synthetic_images(2, SIZE, "B", 9)
     served = saved_model_cli_run(model_dir, signature, images, tmp_path)
     loaded = tf.saved_model.load(model_dir).signatures[signature]
@@ -254,14 +254,11 @@ def test_reports_are_written(trained_run):
     metrics = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
     assert metrics == json.loads(json.dumps(summary))
     plots = config.paths.resolve("plots")
-    header = (plots / "losses.tsv").read_text().splitlines()[0].split("\t")
-    assert header[:5] == [
-        "step",
-        "generator_ab",
-        "generator_ba",
-        "discriminator_a",
-        "discriminator_b",
-    ]
+    curves = config.paths.resolve("dvclive") / "plots" / "metrics"
+    for network in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+        for group in ("loss", "lr"):
+            rows = (curves / group / f"{network}.tsv").read_text().splitlines()
+            assert rows[0] == f"step\t{network}" and len(rows) > 2
     for name in ("translations_a2b.png", "translations_b2a.png", "training_samples.png"):
         assert (plots / name).read_bytes().startswith(b"\x89PNG")
     # 8 test images per direction, each: input | translation | ground truth (2 px padding)
@@ -293,7 +290,7 @@ def test_rerun_pushes_and_registers_nothing_new(rerun, trained_run):
     assert outcome.push.version == first and outcome.push.already_pushed
     assert summary["pushed_version"] == first
     assert _pushed_versions(config) == [first]
-    registry = json.loads((Path(serving_base_directory(config)) / "registry.json").read_text())
+    registry = json.loads((Path(config.serving_dir()) / "registry.json").read_text())
     assert list(registry["versions"]) == [first]
 
 
@@ -326,9 +323,7 @@ def test_the_retrained_version_records_the_code_that_trained_it(trainer_code_cha
     config, _, _, summary = trainer_code_change
     first, second = trained_run[2]["pushed_version"], summary["pushed_version"]
     assert second != first and _pushed_versions(config) == [first, second]
-    entries = json.loads((Path(serving_base_directory(config)) / "registry.json").read_text())[
-        "versions"
-    ]
+    entries = json.loads((Path(config.serving_dir()) / "registry.json").read_text())["versions"]
     code_first, code_second = (entries[v]["training_code"] for v in (first, second))
     assert code_first["fingerprint"].startswith("sha256:")
     assert code_second["fingerprint"] != code_first["fingerprint"]
@@ -387,7 +382,7 @@ def test_models_list_shows_both_pushed_versions(
     assert baseline["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
     assert rows[first]["params_hash"] == rows[second]["params_hash"]
     listing = subprocess.run(
-        [sys.executable, "-m", "cyclegan_tfx.models", "list", "--params", str(params)],
+        [sys.executable, "-m", "cyclegan_tfx.registry", "list", "--params", str(params)],
         capture_output=True,
         text=True,
         check=True,
@@ -512,7 +507,7 @@ def test_backfill_registers_a_version_again_from_ml_metadata(registry_project, r
     saved = data["versions"][second]
     data["versions"][second] = {k: saved[k] for k in ("version", "semver", "registered_at")}
     path.write_text(json.dumps(data))  # an entry recorded incompletely
-    assert registry_cli.main(["--params", str(params)]) == 0
+    assert _models_cli(params, "register") == 0
     assert f"registered {second}" in capsys.readouterr().out
     entry = json.loads(path.read_text())["versions"][second]
     assert entry["semver"] == saved["semver"]
@@ -520,5 +515,5 @@ def test_backfill_registers_a_version_again_from_ml_metadata(registry_project, r
     assert entry["baseline"] == saved["baseline"]
     assert entry["lineage"]["evaluator"] == saved["lineage"]["evaluator"]
     assert entry["git"] is None and entry["params_hash"] is None and entry["backfilled_at"]
-    assert registry_cli.main(["--params", str(params), "424242"]) == 2
+    assert _models_cli(params, "register", "424242") == 2
     assert "no push of version 424242" in capsys.readouterr().err

@@ -7,9 +7,8 @@ import tensorflow as tf
 from conftest import synthetic_images, tiny_config, write_examples
 
 from cyclegan_tfx.config import OptimizerConfig
+from cyclegan_tfx.mlmd import latest_run_executions
 from pipeline.local_runner import run
-from pipeline.pipeline import serving_base_directory
-from pipeline.reports import latest_run_executions
 
 pytestmark = pytest.mark.slow
 
@@ -38,4 +37,4 @@ def test_nan_in_training_stops_the_pipeline_and_nothing_is_pushed(tmp_path):
     states = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
     assert states["Trainer"] == "FAILED"
     assert "Evaluator" not in states and "Pusher" not in states
-    assert not tf.io.gfile.exists(serving_base_directory(config))
+    assert not tf.io.gfile.exists(config.serving_dir())

@@ -81,8 +81,8 @@ def test_a_retrained_model_with_the_same_weights_is_the_same_model(tmp_path):
 def test_different_weights_are_pushed_as_a_new_version(tmp_path, monkeypatch):
     destination = tmp_path / "serving" / "cyclegan"
     _push(tmp_path, _model(tmp_path, "model1", "aaaa"), destination, "push1")
-    ticks = iter([2_000_000_000])
-    monkeypatch.setattr("time.time", lambda: next(ticks))  # the Pusher names versions by time
+    # The Pusher names versions by the time in seconds: a later second for the second push.
+    monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)
     other = _push(tmp_path, _model(tmp_path, "model2", "bbbb"), destination, "push2")
     assert other.get_int_custom_property(ALREADY_PUSHED_KEY) == 0
     assert len(_versions(destination)) == 2

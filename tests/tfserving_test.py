@@ -16,7 +16,7 @@ import threading
 import pytest
 from conftest import FAKE_VERSIONS, REPO_ROOT
 
-from cyclegan_tfx import models
+from cyclegan_tfx.registry import cli as models
 from cyclegan_tfx.registry import tfserving
 
 VERSIONS = FAKE_VERSIONS

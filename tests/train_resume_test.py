@@ -104,14 +104,19 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_identical_weights(
 ):
     killed = _worker(tmp_path, records, "killed", kill_after_step=5)
     assert killed.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-2", "step-4"]
+    # Two committed checkpoints, and the curves logged so far (DVCLive) beside them.
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["dvclive", "step-2", "step-4"]
 
     resumed = _worker(tmp_path, records, "resumed")
     assert "resuming at step 4 of 16" in resumed.stderr
     assert _fingerprint(resumed) == uninterrupted
-    # The losses of the steps before the kill are kept in the resumed run's curves.
-    rows = (tmp_path / "run-resumed" / "losses.tsv").read_text().splitlines()
-    assert [row.split("\t")[0] for row in rows[1:]] == [str(s) for s in range(1, 17)]
+    # The curves (DVCLive) keep the steps before the kill, and the steps logged between the
+    # last checkpoint (4) and the kill (5) appear once, from the resumed run.
+    curves = tmp_path / "run-resumed" / "dvclive" / "plots" / "metrics"
+    for path in (curves / "loss" / "generator_ab.tsv", curves / "lr" / "discriminator_b.tsv"):
+        rows = path.read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows[1:]] == [str(s) for s in range(1, 17)]
     assert not (tmp_path / "checkpoints").exists()  # removed after a successful export
 
 
@@ -119,7 +124,7 @@ def test_kill_while_writing_a_checkpoint_keeps_the_last_good_one(records, uninte
     killed = _worker(tmp_path, records, "killed", kill_at_commit=6)
     assert killed.returncode == -signal.SIGKILL
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == [".tmp-6", "step-2", "step-4"]  # the broken one was never committed
+    assert names == [".tmp-6", "dvclive", "step-2", "step-4"]  # the broken one never committed
 
     resumed = _worker(tmp_path, records, "resumed")
     assert "resuming at step 4 of 16" in resumed.stderr

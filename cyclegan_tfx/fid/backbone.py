@@ -6,6 +6,9 @@ Only FIDs computed with it are comparable with published numbers. When it is not
 :func:`load_backbone` falls back to a Keras InceptionV3 whose weights are re-initialised
 deterministically from a seed: FIDs from it are consistent across runs and machines (so they
 can gate a model against its predecessor) but have their own, unrelated scale.
+
+Over 400 lines on purpose: both backbones and the weights' resolution order (params, env var,
+cache, opt-in download, fallback) with its loud warning are one decision, kept in one place.
 """
 
 from __future__ import annotations

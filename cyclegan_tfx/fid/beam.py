@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import apache_beam as beam
 import numpy as np
 
-from cyclegan_tfx.fid.distance import FeatureStats
+from cyclegan_tfx.fid.stats import FeatureStats
 
 
 class FeatureStatsCombineFn(beam.CombineFn):

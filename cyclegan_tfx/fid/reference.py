@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_tfx.fid.backbone import Backbone
-from cyclegan_tfx.fid.distance import FeatureSample, FeatureStats
+from cyclegan_tfx.fid.stats import FeatureSample, FeatureStats
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import deprecation
 
 from cyclegan_tfx.model.data import parse_examples, to_float, to_uint8
 
@@ -124,7 +125,11 @@ def run_in_session(
     Returns:
         Output name -> numpy array.
     """
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+    with (
+        tf.Graph().as_default() as graph,
+        tf.compat.v1.Session(graph=graph) as session,
+        deprecation.silence(),  # the TF1 loader is deprecated, and it is what servers use
+    ):
         meta_graph = tf.compat.v1.saved_model.loader.load(
             session, [tf.saved_model.SERVING], str(export_dir)
         )

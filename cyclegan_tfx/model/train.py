@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -23,11 +22,13 @@ from cyclegan_tfx.model.checkpoints import TrainingCheckpoints
 from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
 from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.schedules import Timeline
+from cyclegan_tfx.model.training_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
-LOSSES_FILE = "losses.tsv"
 SAMPLES_FILE = "samples.png"
+LIVE_DIR = "dvclive"
+"""The DVCLive directory inside a training run's folder (the Trainer's ModelRun artifact)."""
 SAMPLE_COUNT = 4
 
 
@@ -88,6 +89,7 @@ def train_and_export(
     checkpoint_dir: str | Path | None = None,
     on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[Path], None] | None = None,
+    live_dir: str | Path | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
 
@@ -108,6 +110,9 @@ def train_and_export(
         on_step: Called after each step with the number of completed steps and the model
             (monitoring, e.g. FID during training in `cyclegan_tfx.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
+        live_dir: Where DVCLive writes the curves while training (e.g. the workspace's
+            `dvclive/`); default: beside the checkpoints, so a resumed run continues them, or
+            `run_dir/dvclive` without checkpoints. They end up in `run_dir/dvclive` either way.
 
     Returns:
         A summary of the run.
@@ -151,7 +156,6 @@ def train_and_export(
     samples_a = np.stack(list(data.domain_images(train_files, "A", size).take(SAMPLE_COUNT)))
     samples_b = np.stack(list(data.domain_images(train_files, "B", size).take(SAMPLE_COUNT)))
 
-    history = _History()
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = TrainingCheckpoints(
@@ -160,7 +164,6 @@ def train_and_export(
                 **cyclegan.checkpoint_objects(),
                 "stream_a": stream_a,
                 "stream_b": stream_b,
-                "history": history.variable,
             },
             {"pool_a": cyclegan.pool_a, "pool_b": cyclegan.pool_b},
             before_commit=before_checkpoint_commit,
@@ -169,10 +172,13 @@ def train_and_export(
             logger.info("train.restart is true: discarding checkpoints in %s", checkpoint_dir)
             checkpoints.remove_all()
         elif checkpoints.restore_latest() is not None:
-            history.reload()
             logger.info("resuming at step %d of %d", cyclegan.step, steps)
+    if live_dir is None:
+        live_dir = Path(checkpoint_dir) / LIVE_DIR if checkpoint_dir else run_dir / LIVE_DIR
+    curves = TrainingLog(live_dir, resume_step=cyclegan.step if cyclegan.step else None)
 
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    progress = Progress(cyclegan.step, steps)
     final: dict[str, float] = {}
     start = time.monotonic()
     with writer.as_default():
@@ -182,7 +188,7 @@ def train_and_export(
             losses = cyclegan.train_step(next(stream_a), next(stream_b), extra)
             per_network = network_losses(losses)
             final = {**per_network, **losses}
-            history.append(step + 1, per_network, rates)
+            curves.log(step + 1, per_network, rates)
             for name, value in final.items():
                 tf.summary.scalar(f"loss/{name}", value, step=step + 1)
             for name, value in rates.items():
@@ -190,10 +196,11 @@ def train_and_export(
             done = step + 1
             if done % train_cfg.log_every_steps == 0 or done == steps:
                 logger.info(
-                    "step %d/%d (epoch %.2f) %s",
+                    "step %d/%d (epoch %.2f, %s) %s",
                     done,
                     steps,
                     done / per_epoch,
+                    progress.update(done),
                     "  ".join(
                         f"{n}: loss {per_network[n]:.4f} lr {rates[n]:.2e}" for n in NETWORK_NAMES
                     ),
@@ -213,7 +220,7 @@ def train_and_export(
         (run_dir / SAMPLES_FILE).write_bytes(
             png_bytes(_sample_grid(cyclegan, samples_a, samples_b))
         )
-    history.write_tsv(run_dir / LOSSES_FILE)
+    curves.close(copy_to=run_dir / LIVE_DIR)
     seconds = time.monotonic() - start
     export_generators(
         cyclegan.networks.generator_ab, cyclegan.networks.generator_ba, size, export_dir
@@ -225,27 +232,21 @@ def train_and_export(
     return TrainResult(steps, examples, final, seconds, fingerprint)
 
 
-class _History:
-    """Per-step losses and learning rates; `variable` carries them in checkpoints."""
+class Progress:
+    """Training speed and time left, for the log: steps/s since the last report, and ETA."""
 
-    def __init__(self) -> None:
-        self.rows: list[list[str]] = []
-        self.variable = tf.Variable("", dtype=tf.string, trainable=False)
+    def __init__(self, first_step: int, total_steps: int, clock=time.monotonic) -> None:
+        self.total = total_steps
+        self.clock = clock
+        self.last_step, self.last_time = first_step, clock()
 
-    def append(self, step: int, losses: dict[str, float], rates: dict[str, float]) -> None:
-        row = [str(step), *(f"{losses[n]:.6g}" for n in NETWORK_NAMES)]
-        row += [f"{rates[n]:.6g}" for n in NETWORK_NAMES]
-        self.rows.append(row)
-        self.variable.assign("\n".join("\t".join(r) for r in self.rows))
-
-    def reload(self) -> None:
-        """Re-reads the rows from the (just restored) variable."""
-        text = self.variable.numpy().decode()
-        self.rows = [line.split("\t") for line in text.splitlines()] if text else []
-
-    def write_tsv(self, path: Path) -> None:
-        columns = ["step", *NETWORK_NAMES, *(f"lr_{n}" for n in NETWORK_NAMES)]
-        with open(path, "w", newline="") as handle:
-            tsv = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            tsv.writerow(columns)
-            tsv.writerows(self.rows)
+    def update(self, step: int) -> str:
+        """`<rate> steps/s, ETA <m:ss>` over the steps since the previous call."""
+        now = self.clock()
+        elapsed, done = now - self.last_time, step - self.last_step
+        self.last_step, self.last_time = step, now
+        if done <= 0 or elapsed <= 0:
+            return "starting"
+        rate = done / elapsed
+        left = round((self.total - step) / rate)
+        return f"{rate:.2f} steps/s, ETA {left // 60}:{left % 60:02d}"

@@ -1,5 +1,8 @@
 """The Beam graph: CycleGAN-layout image folders -> deterministic TFRecord shards + reports.
 
+Over 400 lines on purpose: the whole Beam graph and its DoFns read top to bottom in one
+place; the pure image functions are in :mod:`.images`.
+
 Stages:
 
 1. List `data_dir/{trainA,trainB,testA,testB}/**` at construction time (:func:`scan_dataset`),

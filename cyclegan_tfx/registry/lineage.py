@@ -14,19 +14,21 @@ the model (`COMPLETE`) and then once per later run that reused it (`CACHED`).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from cyclegan_tfx.mlmd import MetadataError
+
 _PUSHED_VERSION = "pushed_version"
-_ALREADY_PUSHED = "already_pushed"  # components.pusher.ALREADY_PUSHED_KEY (no TFX import here)
+ALREADY_PUSHED_KEY = "already_pushed"
+"""PushedModel custom property: 1 when a run found its model already pushed (nothing copied)."""
 _COMPLETE = "COMPLETE"
 
 
-class LineageError(Exception):
-    """ML Metadata is missing or does not know the requested version."""
+class LineageError(MetadataError):
+    """ML Metadata does not know the requested version."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,21 +71,6 @@ class PushLineage:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return dataclasses.asdict(self)
-
-
-def open_store(metadata_path: str | Path) -> mlmd.MetadataStore:
-    """Opens a SQLite ML Metadata store read-only.
-
-    Raises:
-        LineageError: If the file does not exist.
-    """
-    path = Path(metadata_path)
-    if not path.is_file():
-        raise LineageError(f"no ML Metadata store at {path} (lineage is recorded by local runs)")
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(path)
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(connection)
 
 
 def _value(value: metadata_store_pb2.Value) -> Any:
@@ -187,7 +174,7 @@ def push_lineage(store: mlmd.MetadataStore, pipeline_name: str, version: str) ->
     ]
     if not pushed:
         raise LineageError(f"ML Metadata has no push of version {version}")
-    wrote = [a for a in pushed if _value(a.custom_properties[_ALREADY_PUSHED]) != 1]
+    wrote = [a for a in pushed if _value(a.custom_properties[ALREADY_PUSHED_KEY]) != 1]
     pushed_model = reader.artifact_ref(max(wrote or pushed, key=lambda a: a.id))
     pushers = sorted(reader.producers(pushed_model.id), key=lambda e: e.id)
     pusher = reader.execution(pushers[0]) if pushers else None

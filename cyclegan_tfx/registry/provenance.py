@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cyclegan_tfx.config import Config, TrainConfig
-from cyclegan_tfx.registry.gittags import GitTagError, run_git
 from cyclegan_tfx.strategies import OptimizerStrategy
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ def data_version(project_root: str | Path, dvc_file: str = DATA_DVC_FILE) -> dic
 def _git(root: Path, *args: str) -> str | None:
     """Output of `git ARGS`, or None when git is missing, fails or times out."""
     try:
-        result = run_git(root, *args)
-    except GitTagError:
+        result = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout if result.returncode == 0 else None
 

@@ -16,6 +16,9 @@ TF Serving only loads numeric sub-directories of a base path, so the other entri
 like versions to it. Every file is replaced atomically (written beside, then `os.replace`), so
 a reader sees either the old or the new state, never a partial one.
 
+Over 400 lines on purpose: the registry file, the stage pointer and models.config change
+together under one lock and must stay consistent; TF Serving's side is in :mod:`.tfserving`.
+
 Promotion history is an append-only list of events per stage. The production *stack* is the
 replay of those events: `promote V` pushes V (unless it is already on top), `rollback` pops the
 top; the top is production. So `promote 1; promote 2; rollback` puts 1 back, and a second
@@ -230,7 +233,7 @@ class ModelRegistry:
         known = ", ".join(self.versions()) or "none"
         raise RegistryError(
             f"unknown version {reference!r} of {self.model_name!r} (pushed versions: {known}); "
-            "see `python -m cyclegan_tfx.models list`"
+            "see `cyclegan-tfx models list`"
         )
 
     def record(self, version: str, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 logger = logging.getLogger(__name__)
 
-HEADER = "# Written by `cyclegan_tfx.models` (promote/rollback rewrite it); do not edit.\n"
+HEADER = "# Written by `cyclegan-tfx models` (promote/rollback rewrite it); do not edit.\n"
 AVAILABLE = "AVAILABLE"
 
 

@@ -1,36 +1,31 @@
 """Records the model the newest local run pushed in the model registry (serving/<name>/).
 
 Called after each local run (`pipeline.local_runner.run_and_report`). The Pusher only copies the
-SavedModel; this adds what `python -m cyclegan_tfx.models` shows about it: the evaluation both
+SavedModel; this adds what `cyclegan-tfx models` shows about it: the evaluation both
 ways (FID with its spread and the identity mapping's, KID, ground-truth MAE/PSNR/SSIM where the
 data has them), every check of the gate, the baseline it beat, the data version (`data.dvc`
 md5), the git commit, the params hash, the optimizer strategy, the code and weights
 fingerprints, the push time and its ML Metadata lineage.
 
-`python -m pipeline.registry [--params params.yaml] [VERSION ...]` registers versions after the
-fact from ML Metadata (pushed before the registry existed, or with a lost entry).
+`cyclegan-tfx models register [VERSION ...]` registers versions after the fact from ML
+Metadata (pushed before the registry existed, or with a lost entry).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 import ml_metadata as mlmd
 
-from components.pusher import ALREADY_PUSHED_KEY
-from cyclegan_tfx.config import Config, ConfigError, load_config
+from cyclegan_tfx.config import Config
+from cyclegan_tfx.gate import evaluation_gate, evaluation_metrics, summary_values
 from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.mlmd import latest_run_artifacts, open_store
 from cyclegan_tfx.model.model_info import read_model_info
 from cyclegan_tfx.registry import lineage, provenance
-from cyclegan_tfx.registry.store import ModelRegistry, RegistryError, utc_from_epoch, utc_now
-from pipeline.gate import evaluation_gate, evaluation_metrics
-from pipeline.pipeline import serving_base_directory
-from pipeline.reports import latest_run_artifacts, summary_values
+from cyclegan_tfx.registry.store import ModelRegistry, utc_from_epoch, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +35,7 @@ AT_PUSH_ONLY = ("data", "git", "params_hash", "optimizer_strategy")
 
 def model_registry(config: Config) -> ModelRegistry:
     """The registry of the pipeline's serving folder, `<paths.serving>/<pipeline.name>/`."""
-    return ModelRegistry(serving_base_directory(config), config.pipeline.name)
+    return ModelRegistry(config.serving_dir(), config.pipeline.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,12 +150,12 @@ def record_push(config: Config) -> RecordedPush | None:
         return None
     newest = max(pushed, key=lambda a: a.id)
     version = newest.custom_properties["pushed_version"].string_value
-    already = newest.custom_properties[ALREADY_PUSHED_KEY].int_value == 1
+    already = newest.custom_properties[lineage.ALREADY_PUSHED_KEY].int_value == 1
     registry = model_registry(config)
     if registry.entry(version) is not None:
         logger.info("version %s is already registered", version)
         return RecordedPush(version, already)
-    store = lineage.open_store(metadata_path)
+    store = open_store(metadata_path)
     push = lineage.push_lineage(store, config.pipeline.name, version)
     registry.record(version, _entry(config, registry, store, push, at_push=True))
     return RecordedPush(version, already)
@@ -183,7 +178,7 @@ def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
         The versions registered.
 
     Raises:
-        lineage.LineageError: If ML Metadata is missing or does not know a version.
+        MetadataError: If ML Metadata is missing or does not know a version.
     """
     registry = model_registry(config)
     if versions is None:
@@ -191,9 +186,9 @@ def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
         versions = [
             v
             for v in registry.versions()
-            if ((recorded.get(v) or {}).get("metrics") or {}).get("fid_a2b") is None
+            if ((recorded.get(v) or {}).get("metrics") or {}).get(KEYS["a2b"].fid) is None
         ]
-    store = lineage.open_store(config.paths.metadata_path)
+    store = open_store(config.paths.metadata_path)
     for version in versions:
         push = lineage.push_lineage(store, config.pipeline.name, version)
         entry = _entry(config, registry, store, push, at_push=False)
@@ -201,26 +196,3 @@ def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
         entry |= {k: existing[k] for k in AT_PUSH_ONLY if existing.get(k) is not None}
         registry.record(version, entry)
     return versions
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI `python -m pipeline.registry [--params P] [VERSION ...]`: backfill the registry."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.registry",
-        description="Register pushed versions from ML Metadata (versions pushed before the "
-        "registry existed, or whose entry is missing or incomplete).",
-    )
-    parser.add_argument("--params", default="params.yaml", help="the params file")
-    parser.add_argument("versions", nargs="*", help="serving versions (default: all unrecorded)")
-    args = parser.parse_args(argv)
-    try:
-        done = backfill(load_config(args.params), args.versions or None)
-    except (ConfigError, RegistryError, lineage.LineageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"registered {', '.join(done)}" if done else "nothing to register")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """Model registry: records, atomic production pointer, TF Serving config, promotion history,
-rollback, GTO-style git tags, provenance and the `python -m cyclegan_tfx.models` CLI.
+rollback, GTO git tags (read back with `gto show`), provenance and the registry CLI.
 
 Fast: fake version folders in temp dirs, no training. The end-to-end lane
 (pipeline_e2e_test.py) runs the same commands on models pushed by real pipeline runs.
@@ -9,15 +9,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import FAKE_VERSIONS, REPO_ROOT, make_fake_versions, tiny_config
 
-from cyclegan_tfx import models
+from cyclegan_tfx.registry import cli as models
 from cyclegan_tfx.registry import provenance
-from cyclegan_tfx.registry.gittags import GitTagError, GitTagger
 from cyclegan_tfx.registry.store import (
     ModelRegistry,
     RegistryError,
@@ -25,6 +26,7 @@ from cyclegan_tfx.registry.store import (
     atomic_write_text,
     stage_stack,
 )
+from cyclegan_tfx.registry.tags import GtoTagger, TagError
 from pipeline import local_runner
 
 VERSIONS = FAKE_VERSIONS
@@ -254,7 +256,20 @@ def test_git_state_records_commit_and_dirtiness(git_project, tmp_path_factory):
 # Git tags ---------------------------------------------------------------------------------------
 
 
-def test_promote_and_rollback_create_gto_style_tags(git_project, capsys):
+def _record_on_new_commit(project, version, message):
+    """Records `version` as trained from a fresh commit (GTO registers one version per commit)."""
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + f"# {message}\n")
+    _git(project, "commit", "--quiet", "-am", message)
+    commit = _git(project, "rev-parse", "HEAD")
+    ModelRegistry(project / "serving" / "cyclegan", "cyclegan").record(
+        version, {"git": {"commit": commit, "dirty": False}}
+    )
+    return commit
+
+
+def test_promote_and_rollback_register_and_assign_with_gto(git_project, capsys):
+    first = _record_on_new_commit(git_project, VERSIONS[0], "first model")
+    second = _record_on_new_commit(git_project, VERSIONS[1], "second model")
     assert _cli(git_project, "promote", VERSIONS[0], "--to", "production", "--tag") == 0
     assert _cli(git_project, "promote", VERSIONS[1], "--to", "production", "--tag") == 0
     assert _cli(git_project, "rollback", "--tag") == 0
@@ -266,13 +281,34 @@ def test_promote_and_rollback_create_gto_style_tags(git_project, capsys):
         "cyclegan@v0.0.1",
         "cyclegan@v0.0.2",
     ]
-    assert _git(git_project, "cat-file", "-t", "cyclegan#prod#3") == "tag"  # annotated
+    assert _git(git_project, "rev-list", "-n", "1", "cyclegan@v0.0.1") == first
+    assert _git(git_project, "rev-list", "-n", "1", "cyclegan@v0.0.2") == second
     message = _git(git_project, "tag", "-n5", "--list", "cyclegan#prod#3")
     assert f"rollback: cyclegan v0.0.1 (serving version {VERSIONS[0]}) to production" in message
     out = capsys.readouterr().out
     assert "git tags: cyclegan@v0.0.1, cyclegan#prod#1" in out
     events = json.loads((git_project / "serving/cyclegan/registry.json").read_text())["events"]
     assert events[-1]["tags"] == ["cyclegan#prod#3"]
+    # GTO itself, the reader DVC Studio uses, sees the versions and the stage.
+    gto = Path(sys.executable).with_name("gto")
+    shown = subprocess.run(
+        [str(gto), "show", "--json"], cwd=git_project, capture_output=True, text=True, check=True
+    )
+    cyclegan = json.loads(shown.stdout)["cyclegan"]
+    assert cyclegan["version"] == "v0.0.2" and cyclegan["stage"]["prod"] == "v0.0.1"
+
+
+def test_gto_refuses_a_second_version_on_one_commit(git_project, capsys):
+    _record_on_new_commit(git_project, VERSIONS[0], "first model")
+    ModelRegistry(git_project / "serving" / "cyclegan", "cyclegan").record(
+        VERSIONS[1], {"git": {"commit": _git(git_project, "rev-parse", "HEAD"), "dirty": True}}
+    )
+    assert _cli(git_project, "promote", VERSIONS[0], "--to", "production", "--tag") == 0
+    capsys.readouterr()
+    assert _cli(git_project, "promote", VERSIONS[1], "--to", "production", "--tag") == 2
+    err = capsys.readouterr().err
+    assert "GTO refused" in err and "already registered in this commit" in err
+    assert os.readlink(git_project / "serving/cyclegan/production") == VERSIONS[0]
 
 
 def test_tag_outside_a_git_repository_is_an_error_and_changes_nothing(project, capsys):
@@ -282,10 +318,10 @@ def test_tag_outside_a_git_repository_is_an_error_and_changes_nothing(project, c
     assert not (project / "serving/cyclegan/production").exists()
 
 
-def test_git_tagger_needs_a_commit(tmp_path):
+def test_tagger_needs_a_commit(tmp_path):
     _git(tmp_path, "init", "--quiet")
-    with pytest.raises(GitTagError, match="no commit"):
-        GitTagger(tmp_path, "cyclegan")
+    with pytest.raises(TagError, match="no commit"):
+        GtoTagger(tmp_path, "cyclegan")
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -314,7 +350,7 @@ def test_cli_list_promote_rollback_show(project, capsys):
     assert _cli(project, "show", "production") == 0
     out = capsys.readouterr().out
     assert out.startswith(f"cyclegan {VERSIONS[0]} (v0.0.1)  [production]")
-    assert "no ML Metadata store" in out
+    assert "no ML Metadata at" in out
 
 
 def test_cli_serving_base_path_is_written_and_remembered(project):

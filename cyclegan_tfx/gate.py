@@ -13,6 +13,9 @@ metrics and ValidationResult) and turns TFMA's per-key verdicts into rows a user
 | `mae`/`psnr`/`ssim_<d>`, absolute | the key itself | value with a bound |
 | `kid`/`psnr`/`ssim_<d>`, report | - | reported, not gated |
 
+Over 400 lines on purpose: the rows of every kind of check, the report of a run and its table
+are one vocabulary (a check's metric, its reference, its threshold in words), kept together.
+
 TFMA's verdict decides pass/fail; the bounds are recomputed from the stored thresholds only to
 show them.
 """
@@ -32,7 +35,8 @@ from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from cyclegan_tfx.config import DIRECTIONS
-from cyclegan_tfx.metric_keys import KEYS, DirectionKeys
+from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS, DirectionKeys
+from cyclegan_tfx.mlmd import newest_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -365,12 +369,6 @@ def evaluation_gate(evaluation_uri: str) -> tuple[list[GateCheck], bool | None]:
     return gate_checks(eval_config, metrics, failures), validation.validation_ok
 
 
-def newest_artifact(artifacts: dict[str, list[Any]], type_name: str) -> Any:
-    """The newest artifact of a type among a run's artifacts (by type name), or None."""
-    found = artifacts.get(type_name, [])
-    return max(found, key=lambda a: a.id) if found else None
-
-
 @dataclasses.dataclass(frozen=True)
 class GateReport:
     """Why the newest run's model was (not) blessed: every check and the decision.
@@ -460,6 +458,19 @@ def gate_report(artifacts: dict[str, list[metadata_store_pb2.Artifact]]) -> Gate
         checks=checks,
         validation_ok=validation_ok,
     )
+
+
+def summary_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one model worth a DVC metric: per direction FID, KID, paired scores, N."""
+    result: dict[str, Any] = {}
+    for direction in DIRECTIONS:
+        keys = KEYS[direction]
+        names = [keys.fid, keys.fid_std, keys.fid_identity, keys.fid_identity_std]
+        names += [keys.num_fake, keys.num_real, keys.kid, keys.kid_std, keys.paired_num]
+        for metric in PAIRED_METRICS:
+            names += [keys.paired(metric, suffix) for suffix in ("", "_std", "_identity")]
+        result |= {name: values[name] for name in names if name in values}
+    return result
 
 
 def format_gate_table(checks: list[GateCheck]) -> str:

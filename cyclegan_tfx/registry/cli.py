@@ -1,11 +1,12 @@
-"""CLI of the model registry: list, show, promote and roll back pushed versions.
+"""CLI of the model registry: list, show, promote, roll back and register pushed versions.
 
-Usage:
-    python -m cyclegan_tfx.models list [--json]
-    python -m cyclegan_tfx.models show VERSION [--json]
-    python -m cyclegan_tfx.models promote VERSION --to production [--tag] [--serving-base-path P]
+Usage (`cyclegan-tfx models ...`, or `python -m cyclegan_tfx.registry ...`):
+    list [--json]
+    show VERSION [--json]
+    promote VERSION --to production [--tag] [--serving-base-path P]
         [--server http://HOST:8501 [--wait-timeout S]]
-    python -m cyclegan_tfx.models rollback [--stage production] [--tag] [--server URL]
+    rollback [--stage production] [--tag] [--server URL]
+    register [VERSION ...]        register pushed versions from ML Metadata after the fact
 
 VERSION is a serving version (the folder name under serving/<name>/), a registry version
 (`v0.0.N`) or a stage name (`production`). Every command takes `--params params.yaml`; the
@@ -27,21 +28,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, Config, ConfigError, load_config
-from cyclegan_tfx.registry import lineage, tfserving
-from cyclegan_tfx.registry.gittags import GitTagError, GitTagger
+from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, DIRECTIONS, Config, ConfigError, load_config
+from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.mlmd import MetadataError, open_store
+from cyclegan_tfx.registry import lineage, record, tfserving
 from cyclegan_tfx.registry.store import STAGES, ModelRegistry, RegistryError
+from cyclegan_tfx.registry.tags import GtoTagger, TagError
 
 logger = logging.getLogger(__name__)
 
 _MISSING = "-"
-
-
-def registry_for(config: Config) -> ModelRegistry:
-    """The registry of `<paths.serving>/<pipeline.name>/` (the Pusher's destination)."""
-    return ModelRegistry(
-        config.paths.resolve("serving") / config.pipeline.name, config.pipeline.name
-    )
 
 
 def _number(value: Any, digits: int = 2) -> str:
@@ -62,6 +58,36 @@ def _code_text(code: dict[str, Any] | None) -> str:
     if not code or not code.get("fingerprint"):
         return f"{_MISSING} (not recorded by the Trainer that made this model)"
     return f"{code['fingerprint']} ({len(code.get('files') or ())} files)"
+
+
+def _metric_lines(metrics: dict[str, Any]) -> list[str]:
+    """The evaluation of a version, a line per metric, both directions, ± spread."""
+
+    def value(key: str, digits: int = 2) -> str:
+        text = _number(metrics.get(key), digits)
+        spread = metrics.get(f"{key}_std")
+        return f"{text} ± {spread:.{digits}f}" if isinstance(spread, int | float) else text
+
+    lines = []
+    for label, metric, digits in (
+        ("MAE", "mae", 2),
+        ("PSNR", "psnr", 2),
+        ("SSIM", "ssim", 3),
+    ):
+        keys = [KEYS[d].paired(metric) for d in DIRECTIONS]
+        if any(k in metrics for k in keys):
+            identity = " / ".join(_number(metrics.get(f"{k}_identity"), digits) for k in keys)
+            cells = " / ".join(value(k, digits) for k in keys)
+            lines.append(f"  {label + ' a2b / b2a':<16} {cells}  (doing nothing {identity})")
+    fids = " / ".join(value(KEYS[d].fid) for d in DIRECTIONS)
+    identity = _number(metrics.get(KEYS["a2b"].fid_identity))
+    lines.append(
+        f"  FID a2b / b2a    {fids}  (doing nothing {identity}; backbone "
+        f"{metrics.get('backbone') or _MISSING})"
+    )
+    kids = " / ".join(_number(metrics.get(KEYS[d].kid), 4) for d in DIRECTIONS)
+    lines.append(f"  KID a2b / b2a    {kids}")
+    return lines
 
 
 def _baseline_text(baseline: dict[str, Any] | None) -> str:
@@ -97,6 +123,8 @@ def _list_table(rows: list[dict[str, Any]]) -> str:
         "VERSION",
         "REG",
         "STAGE",
+        "MAE_A2B",
+        "MAE_B2A",
         "FID_A2B",
         "FID_B2A",
         "KID_A2B",
@@ -119,10 +147,9 @@ def _list_table(rows: list[dict[str, Any]]) -> str:
                 row["version"],
                 row["semver"] or _MISSING,
                 stage,
-                _number(metrics.get("fid_a2b")),
-                _number(metrics.get("fid_b2a")),
-                _number(metrics.get("kid_a2b"), 4),
-                _number(metrics.get("kid_b2a"), 4),
+                *(_number(metrics.get(KEYS[d].paired("mae"))) for d in DIRECTIONS),
+                *(_number(metrics.get(KEYS[d].fid)) for d in DIRECTIONS),
+                *(_number(metrics.get(KEYS[d].kid), 4) for d in DIRECTIONS),
                 _baseline_text(row.get("baseline")) if row["registered"] else _MISSING,
                 _short((row.get("data") or {}).get("md5"), 12),
                 _git_text(row.get("git")),
@@ -142,10 +169,10 @@ def _lineage_for(config: Config, version: str, entry: dict[str, Any]) -> tuple[d
     """The lineage from ML Metadata if it knows the version, else the one recorded at push."""
     metadata_path = config.paths.metadata_path
     try:
-        store = lineage.open_store(metadata_path)
+        store = open_store(metadata_path)
         found = lineage.push_lineage(store, config.pipeline.name, version)
         return found.to_dict(), f"ML Metadata {metadata_path}"
-    except lineage.LineageError as error:
+    except MetadataError as error:
         recorded = entry.get("lineage")
         if recorded:
             return recorded, f"recorded at push time ({error})"
@@ -177,10 +204,7 @@ def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
         f"  path             {registry.model_dir / version}",
         f"  pushed           {entry.get('pushed_at') or _MISSING}"
         f"  (pipeline run {entry.get('pipeline_run') or _MISSING})",
-        f"  FID a2b / b2a    {_number(metrics.get('fid_a2b'))} / {_number(metrics.get('fid_b2a'))}"
-        f"  (backbone {metrics.get('backbone') or _MISSING})",
-        f"  KID a2b / b2a    {_number(metrics.get('kid_a2b'), 4)} / "
-        f"{_number(metrics.get('kid_b2a'), 4)}",
+        *_metric_lines(metrics),
         f"  baseline beaten  {_baseline_text(entry.get('baseline'))}",
         f"  data version     {data.get('dvc_file', 'data.dvc')} md5 {data.get('md5', _MISSING)}"
         + (f" ({data.get('nfiles')} files, {data.get('size')} bytes)" if data else ""),
@@ -222,16 +246,16 @@ def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
     return "\n".join(lines)
 
 
-def _tagger(config: Config, wanted: bool) -> GitTagger | None:
-    return GitTagger(config.paths.root, config.pipeline.name) if wanted else None
+def _tagger(config: Config, wanted: bool) -> GtoTagger | None:
+    return GtoTagger(config.paths.root, config.pipeline.name) if wanted else None
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="the params file")
     parser = argparse.ArgumentParser(
-        prog="python -m cyclegan_tfx.models",
-        description="List, show, promote and roll back pushed model versions.",
+        prog="cyclegan-tfx models",
+        description="List, show, promote, roll back and register pushed model versions.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every pushed version")
@@ -246,6 +270,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "rollback", parents=[common], help="return a stage to its previous version"
     )
     rollback.add_argument("--stage", default="production", choices=STAGES, help="the stage")
+    register = commands.add_parser(
+        "register",
+        parents=[common],
+        help="register pushed versions from ML Metadata (pushed before the registry existed, "
+        "or whose entry is missing or incomplete)",
+    )
+    register.add_argument("versions", nargs="*", help="serving versions (default: unrecorded)")
     for sub in (promote, rollback):
         sub.add_argument(
             "--tag", action="store_true", help="also create GTO-style git tags (in a git repo)"
@@ -271,7 +302,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.params)
-    registry = registry_for(config)
+    registry = record.model_registry(config)
+    if args.command == "register":
+        done = record.backfill(config, args.versions or None)
+        print(f"registered {', '.join(done)}" if done else "nothing to register")
+        return 0
     if args.command == "list":
         rows = version_rows(registry)
         if args.json:
@@ -334,7 +369,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except (ConfigError, RegistryError, GitTagError, tfserving.ServerWaitError) as error:
+    except (
+        ConfigError,
+        RegistryError,
+        TagError,
+        MetadataError,
+        tfserving.ServerWaitError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,83 @@
+"""The training curves, through DVCLive: per-step loss and learning rate of each network.
+
+DVCLive appends one row per step to `<dir>/plots/metrics/{loss,lr}/<network>.tsv` (constant
+work per step, visible while training runs: `dvc plots show`, DVC Studio, the VS Code
+extension) and keeps the latest values in `<dir>/metrics.json` (`dvc exp show`).
+
+A resumed run continues the same curves: the directory lives beside the checkpoints (or where
+the caller says, e.g. the workspace's `dvclive/`), and rows after the restored checkpoint's step
+(logged before a crash, then trained again) are dropped first, so every step appears once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+from pathlib import Path
+
+from dvclive import Live
+
+logger = logging.getLogger(__name__)
+
+METRIC_GROUPS = ("loss", "lr")
+"""`loss/<network>` and `lr/<network>` curves."""
+
+
+def curve_files(live_dir: str | Path) -> list[Path]:
+    """Every per-step TSV DVCLive wrote under `live_dir`."""
+    root = Path(live_dir) / "plots" / "metrics"
+    return sorted(root.rglob("*.tsv")) if root.is_dir() else []
+
+
+def truncate(live_dir: str | Path, last_step: int) -> None:
+    """Drops the rows after `last_step` from every curve (a resume from that checkpoint)."""
+    for path in curve_files(live_dir):
+        rows = list(csv.reader(io.StringIO(path.read_text()), delimiter="\t"))
+        if not rows:
+            continue
+        step = rows[0].index("step")
+        kept = [rows[0], *(row for row in rows[1:] if int(row[step]) <= last_step)]
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter="\t", lineterminator="\n").writerows(kept)
+        path.write_text(buffer.getvalue())
+
+
+class TrainingLog:
+    """Per-step losses and learning rates of the four networks.
+
+    Args:
+        live_dir: DVCLive's directory.
+        resume_step: The step a resumed run restarts from (its rows up to there are kept), or
+            None for a fresh run (the directory is emptied).
+    """
+
+    def __init__(self, live_dir: str | Path, resume_step: int | None) -> None:
+        self.live_dir = Path(live_dir)
+        if resume_step is None:
+            shutil.rmtree(self.live_dir, ignore_errors=True)
+        else:
+            truncate(self.live_dir, resume_step)
+        self.live = Live(
+            dir=str(self.live_dir),
+            resume=resume_step is not None,
+            report=None,
+            save_dvc_exp=False,
+            dvcyaml=False,
+        )
+
+    def log(self, step: int, losses: dict[str, float], rates: dict[str, float]) -> None:
+        """Records one step's loss and learning rate of every network."""
+        self.live.step = step
+        for name, value in losses.items():
+            self.live.log_metric(f"loss/{name}", float(value))
+        for name, value in rates.items():
+            self.live.log_metric(f"lr/{name}", float(value))
+        self.live.next_step()
+
+    def close(self, copy_to: str | Path | None = None) -> None:
+        """Ends the log; optionally copies the directory (e.g. into the run's artifact)."""
+        self.live.end()
+        if copy_to is not None and Path(copy_to).resolve() != self.live_dir.resolve():
+            shutil.copytree(self.live_dir, copy_to, dirs_exist_ok=True)
