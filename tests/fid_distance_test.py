@@ -293,35 +293,51 @@ def test_kid_is_deterministic_and_validates():
 # --- Beam -----------------------------------------------------------------------------------
 
 
+def _keyed_batches(features: np.ndarray, parts: int) -> list[tuple[list[str], np.ndarray]]:
+    keys = [f"{i:04d}" for i in np.random.default_rng(1).permutation(len(features))]
+    return [
+        (keys[chunk[0] : chunk[-1] + 1], features[chunk])
+        for chunk in np.array_split(np.arange(len(features)), parts)
+    ]
+
+
 def test_combine_fn_merge_accumulators(features):
-    fn = FeatureStatsCombineFn(16)
-    accumulators = [fn.add_input(fn.create_accumulator(), c) for c in np.array_split(features, 4)]
+    fn = FeatureStatsCombineFn(16, kid_max_samples=50)
+    batches = _keyed_batches(features, 4)
+    accumulators = [fn.add_input(fn.create_accumulator(), b) for b in batches]
     merged = fn.extract_output(fn.merge_accumulators(accumulators))
     np.testing.assert_allclose(
-        merged.covariance(), np.cov(features, rowvar=False), rtol=1e-10, atol=1e-12
+        merged.stats.covariance(), np.cov(features, rowvar=False), rtol=1e-10, atol=1e-12
     )
-    assert fn.merge_accumulators([]).count == 0
-    with pytest.raises(ValueError):
-        FeatureStatsCombineFn(0)
+    keys = np.concatenate([b[0] for b in batches])
+    smallest = np.argsort(keys)[:50]
+    np.testing.assert_array_equal(merged.sample.keys, keys[smallest])
+    np.testing.assert_array_equal(merged.sample.rows, features[smallest])
+    assert fn.merge_accumulators([]).stats.count == 0
+    with pytest.raises(ValueError, match="feature_dim"):
+        FeatureStatsCombineFn(0, kid_max_samples=50)
+    with pytest.raises(ValueError, match="kid_max_samples"):
+        FeatureStatsCombineFn(16, kid_max_samples=0)
 
 
 def test_combine_fn_in_pipeline_equals_single_pass(features):
     expected = FeatureStats.from_features(features)
 
     def check(outputs):
-        (stats,) = outputs
+        ((stats, sample),) = outputs
         if stats.count != expected.count or not (
             np.allclose(stats.mean(), expected.mean(), rtol=1e-10, atol=1e-10)
             and np.allclose(stats.covariance(), expected.covariance(), rtol=1e-10, atol=1e-10)
         ):
             raise BeamAssertException(f"stats differ: count {stats.count}")
+        if len(sample) != 40 or list(sample.keys) != sorted(sample.keys):
+            raise BeamAssertException(f"sample of {len(sample)} rows, keys {sample.keys[:3]}")
 
-    batches = np.array_split(features, 12)
     with test_pipeline.TestPipeline() as pipeline:
         stats = (
             pipeline
-            | beam.Create(batches, reshuffle=True)
-            | beam.CombineGlobally(FeatureStatsCombineFn(16))
+            | beam.Create(_keyed_batches(features, 12), reshuffle=True)
+            | beam.CombineGlobally(FeatureStatsCombineFn(16, kid_max_samples=40))
         )
         assert_that(stats, check)
 

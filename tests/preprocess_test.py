@@ -18,6 +18,18 @@ import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from messy_dataset import (
+    EXPECTED_DUPLICATES,
+    EXPECTED_EXAMPLES,
+    EXPECTED_REJECTS,
+    encode,
+    gray16_png,
+    make_dataset,
+    noise_rgb,
+    palette_png,
+    truncated,
+    write,
+)
 from PIL import Image
 
 from cyclegan_tfx import schema
@@ -37,38 +49,8 @@ CONFIG = PreprocessConfig(
 RUNNER = "FnApiRunner"
 
 
-def _encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
-
-
-def _noise_rgb(seed: int, width: int = 40, height: int = 32) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
 def _rgb_array(data: bytes) -> np.ndarray:
     return np.asarray(images.decode_to_rgb(data, "test"))
-
-
-def _palette_png() -> bytes:
-    indices = np.zeros((20, 20), dtype=np.uint8)
-    indices[:, 10:] = 1
-    image = Image.fromarray(indices, mode="P")
-    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    return _encode(image, transparency=0)
-
-
-def _gray16_png() -> bytes:
-    values = np.full((20, 20), 32768, dtype=np.uint16)
-    values[0, 0] = 65535
-    values[0, 1] = 0
-    return _encode(Image.fromarray(values))
-
-
-def _truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
 
 
 # --- images.py ---------------------------------------------------------------------------------
@@ -76,7 +58,7 @@ def _truncated(data: bytes) -> bytes:
 
 def test_grayscale_l_becomes_rgb() -> None:
     gray = Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20) % 200)
-    rgb = _rgb_array(_encode(gray))
+    rgb = _rgb_array(encode(gray))
     assert rgb.shape == (20, 20, 3)
     np.testing.assert_array_equal(rgb[..., 0], np.asarray(gray))
     np.testing.assert_array_equal(rgb[..., 1], rgb[..., 2])
@@ -87,7 +69,7 @@ def test_rgba_is_composited_on_white() -> None:
     pixels[:, :10] = (255, 0, 0, 0)  # fully transparent red -> white
     pixels[:, 10:15] = (0, 0, 255, 255)  # opaque blue
     pixels[:, 15:] = (255, 0, 0, 128)  # half-transparent red over white
-    rgb = _rgb_array(_encode(Image.fromarray(pixels)))
+    rgb = _rgb_array(encode(Image.fromarray(pixels)))
     assert tuple(rgb[0, 0]) == (255, 255, 255)
     assert tuple(rgb[0, 12]) == (0, 0, 255)
     red, green, blue = (int(v) for v in rgb[0, 17])
@@ -96,20 +78,20 @@ def test_rgba_is_composited_on_white() -> None:
 
 def test_la_is_composited_on_white() -> None:
     pixels = np.zeros((20, 20, 2), dtype=np.uint8)  # black, fully transparent
-    rgb = _rgb_array(_encode(Image.fromarray(pixels, mode="LA")))
+    rgb = _rgb_array(encode(Image.fromarray(pixels, mode="LA")))
     assert tuple(rgb[5, 5]) == (255, 255, 255)
 
 
 def test_palette_with_transparency() -> None:
-    rgb = _rgb_array(_palette_png())
+    rgb = _rgb_array(palette_png())
     assert tuple(rgb[0, 0]) == (255, 255, 255)  # transparent index -> white
     assert tuple(rgb[0, 15]) == (255, 0, 0)
 
 
 def test_16bit_grayscale_is_scaled_not_clipped() -> None:
-    source = Image.open(io.BytesIO(_gray16_png()))
+    source = Image.open(io.BytesIO(gray16_png()))
     assert source.mode.startswith("I")  # Pillow decodes 16-bit PNG as I;16 (or I)
-    rgb = _rgb_array(_gray16_png())
+    rgb = _rgb_array(gray16_png())
     assert tuple(rgb[5, 5]) == (128, 128, 128)  # 32768 / 257 = 127.5 -> 128
     assert tuple(rgb[0, 0]) == (255, 255, 255)
     assert tuple(rgb[0, 1]) == (0, 0, 0)
@@ -118,7 +100,7 @@ def test_16bit_grayscale_is_scaled_not_clipped() -> None:
 def test_16bit_big_endian_tiff() -> None:
     values = np.full((20, 20), 257 * 100, dtype=">u2")
     image = Image.frombytes("I;16B", (20, 20), values.tobytes())
-    data = _encode(image, "TIFF")
+    data = encode(image, "TIFF")
     assert Image.open(io.BytesIO(data)).mode == "I;16B"
     assert tuple(_rgb_array(data)[3, 3]) == (100, 100, 100)
 
@@ -126,20 +108,20 @@ def test_16bit_big_endian_tiff() -> None:
 def test_32bit_integer_and_float() -> None:
     wide = np.zeros((20, 20), dtype=np.int32)
     wide[:, 10:] = 1_000_000  # beyond 16 bits: min..max stretched
-    rgb = _rgb_array(_encode(Image.fromarray(wide, mode="I"), "TIFF"))
+    rgb = _rgb_array(encode(Image.fromarray(wide, mode="I"), "TIFF"))
     assert rgb[0, 0, 0] == 0 and rgb[0, 15, 0] == 255
     unit = np.full((20, 20), 0.5, dtype=np.float32)
-    assert _rgb_array(_encode(Image.fromarray(unit, mode="F"), "TIFF"))[0, 0, 0] == 128
+    assert _rgb_array(encode(Image.fromarray(unit, mode="F"), "TIFF"))[0, 0, 0] == 128
 
 
 def test_cmyk_and_bilevel() -> None:
     cmyk = np.zeros((20, 20, 4), dtype=np.uint8)
     cmyk[:, 10:, 0] = 255  # pure cyan
-    rgb = _rgb_array(_encode(Image.fromarray(cmyk, mode="CMYK"), "TIFF"))
+    rgb = _rgb_array(encode(Image.fromarray(cmyk, mode="CMYK"), "TIFF"))
     assert tuple(rgb[0, 0]) == (255, 255, 255)
     assert tuple(rgb[0, 15]) == (0, 255, 255)
     bilevel = Image.new("1", (20, 20), 1)
-    assert tuple(_rgb_array(_encode(bilevel))[0, 0]) == (255, 255, 255)
+    assert tuple(_rgb_array(encode(bilevel))[0, 0]) == (255, 255, 255)
 
 
 def test_exif_orientation_is_applied() -> None:
@@ -147,7 +129,7 @@ def test_exif_orientation_is_applied() -> None:
     pixels[0, 0] = (255, 0, 0)  # top-left marker
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
-    rgb = _rgb_array(_encode(Image.fromarray(pixels), exif=exif.tobytes()))
+    rgb = _rgb_array(encode(Image.fromarray(pixels), exif=exif.tobytes()))
     assert rgb.shape == (40, 20, 3)
     assert tuple(rgb[0, 19]) == (255, 0, 0)  # now top-right
 
@@ -157,9 +139,9 @@ def test_exif_orientation_is_applied() -> None:
     [
         (b"", images.EMPTY_FILE),
         (b"this is a text file, not a PNG\n", images.NOT_AN_IMAGE),
-        (_truncated(_encode(_noise_rgb(1, 64, 64))), images.TRUNCATED),
-        (_truncated(_encode(_noise_rgb(2, 64, 64), "JPEG")), images.TRUNCATED),
-        (_encode(_noise_rgb(3, 8, 40)), images.TOO_SMALL),
+        (truncated(encode(noise_rgb(1, 64, 64))), images.TRUNCATED),
+        (truncated(encode(noise_rgb(2, 64, 64), "JPEG")), images.TRUNCATED),
+        (encode(noise_rgb(3, 8, 40)), images.TOO_SMALL),
     ],
     ids=["empty", "text", "truncated_png", "truncated_jpeg", "too_small"],
 )
@@ -182,7 +164,7 @@ def test_resize_square_centre_crops() -> None:
 
 
 def test_encode_png_is_deterministic_and_drops_metadata() -> None:
-    image = _noise_rgb(4)
+    image = noise_rgb(4)
     image.info["icc_profile"] = b"not really a profile"
     first, second = images.encode_png(image), images.encode_png(image.copy())
     assert first == second
@@ -191,60 +173,6 @@ def test_encode_png_is_deterministic_and_drops_metadata() -> None:
 
 
 # --- the Beam pipeline -------------------------------------------------------------------------
-
-
-def _write(root: Path, relative: str, data: bytes) -> None:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def _make_dataset(root: Path) -> None:
-    leak = _encode(_noise_rgb(10))
-    b1 = _encode(_noise_rgb(11))
-    files = {
-        "trainA/gray.png": _encode(Image.fromarray(np.full((30, 40), 90, dtype=np.uint8))),
-        "trainA/rgba.png": _encode(Image.fromarray(np.full((30, 40, 4), 200, dtype=np.uint8))),
-        "trainA/palette.png": _palette_png(),
-        "trainA/gray16.png": _gray16_png(),
-        "trainA/cmyk.tif": _encode(Image.new("CMYK", (40, 30), (0, 255, 0, 0)), "TIFF"),
-        "trainA/sub/nested.png": _encode(_noise_rgb(12)),
-        "trainA/UPPER.PNG": _encode(_noise_rgb(13)),
-        "trainA/leak.png": leak,
-        "trainA/truncated.png": _truncated(_encode(_noise_rgb(14, 64, 64))),
-        "trainA/truncated.jpg": _truncated(_encode(_noise_rgb(15, 64, 64), "JPEG")),
-        "trainA/empty.png": b"",
-        "trainA/notes.png": b"hello, I am text\n",
-        "trainA/readme.txt": b"not an image\n",
-        "trainA/.DS_Store": b"\x00\x00\x00\x01Bud1",
-        "trainB/b1.png": b1,
-        "trainB/copy.png": b1,
-        "trainB/b2.jpg": _encode(_noise_rgb(16), "JPEG"),
-        "testA/leak.png": leak,
-        "testA/a1.png": _encode(_noise_rgb(17)),
-        "testB/t1.png": _encode(_noise_rgb(18)),
-        # Paired layout: ground truth under the test image's file name.
-        "testA_truthB/a1.png": _encode(_noise_rgb(19)),
-        "testA_truthB/leak.png": _encode(_noise_rgb(20)),
-        "testA_truthB/orphan.png": _encode(_noise_rgb(21)),  # no testA/orphan.png
-        "testB_truthA/t1.png": b"not a png either",  # t1 stays unpaired
-    }
-    for relative, data in files.items():
-        _write(root, relative, data)
-
-
-EXPECTED_REJECTS = [
-    ("testA_truthB/orphan.png", beam_pipeline.TRUTH_WITHOUT_IMAGE),
-    ("testB_truthA/t1.png", images.NOT_AN_IMAGE),
-    ("trainA/.DS_Store", beam_pipeline.HIDDEN_FILE),
-    ("trainA/empty.png", images.EMPTY_FILE),
-    ("trainA/notes.png", images.NOT_AN_IMAGE),
-    ("trainA/readme.txt", beam_pipeline.UNSUPPORTED_EXTENSION),
-    ("trainA/truncated.jpg", images.TRUNCATED),
-    ("trainA/truncated.png", images.TRUNCATED),
-]
-EXPECTED_DUPLICATES = [("trainA/leak.png", "testA/leak.png"), ("trainB/copy.png", "trainB/b1.png")]
-EXPECTED_EXAMPLES = {"testA": 2, "testB": 1, "trainA": 7, "trainB": 2}
 
 
 def _run(data_dir: Path, out: Path, *beam_args: str) -> None:
@@ -264,7 +192,7 @@ def _run(data_dir: Path, out: Path, *beam_args: str) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """The dataset, run once single-threaded and once with 3 threads."""
     root = tmp_path_factory.mktemp("preprocess")
-    _make_dataset(root / "data")
+    make_dataset(root / "data")
     _run(root / "data", root / "run1", "--direct_running_mode=in_memory", "--direct_num_workers=1")
     _run(
         root / "data",
@@ -401,10 +329,10 @@ def test_ground_truth_is_joined_to_its_test_image(runs: tuple[Path, Path, Path])
 
 
 def test_an_unpaired_dataset_has_no_truth_and_no_truth_rejects(tmp_path: Path) -> None:
-    _write(tmp_path / "data", "trainA/a.png", _encode(_noise_rgb(30)))
-    _write(tmp_path / "data", "trainB/b.png", _encode(_noise_rgb(31)))
-    _write(tmp_path / "data", "testA/c.png", _encode(_noise_rgb(32)))
-    _write(tmp_path / "data", "testB/d.png", _encode(_noise_rgb(33)))
+    write(tmp_path / "data", "trainA/a.png", encode(noise_rgb(30)))
+    write(tmp_path / "data", "trainB/b.png", encode(noise_rgb(31)))
+    write(tmp_path / "data", "testA/c.png", encode(noise_rgb(32)))
+    write(tmp_path / "data", "testB/d.png", encode(noise_rgb(33)))
     _run(tmp_path / "data", tmp_path / "out")
     metrics = json.loads((tmp_path / "out" / "metrics" / "preprocess.json").read_text())
     assert metrics["paired"] == {"testA": 0, "testB": 0} and metrics["rejected"] == 0
@@ -435,15 +363,15 @@ def test_pcollections_with_assert_that(runs: tuple[Path, Path, Path], tmp_path: 
 
 def test_missing_layout_folder_is_an_error(tmp_path: Path) -> None:
     for name in ("trainA", "trainB", "testA"):
-        _write(tmp_path, f"{name}/x.png", _encode(_noise_rgb(20)))
+        write(tmp_path, f"{name}/x.png", encode(noise_rgb(20)))
     with pytest.raises(beam_pipeline.DatasetLayoutError, match="testB"):
         beam_pipeline.scan_dataset(str(tmp_path), CONFIG.extensions)
 
 
 def test_train_folder_without_images_is_an_error(tmp_path: Path) -> None:
     for name in ("trainA", "testA", "testB"):
-        _write(tmp_path, f"{name}/x.png", _encode(_noise_rgb(21)))
-    _write(tmp_path, "trainB/readme.txt", b"no images here")
+        write(tmp_path, f"{name}/x.png", encode(noise_rgb(21)))
+    write(tmp_path, "trainB/readme.txt", b"no images here")
     with pytest.raises(beam_pipeline.DatasetLayoutError, match="trainB has no image files"):
         beam_pipeline.scan_dataset(str(tmp_path), CONFIG.extensions)
 
@@ -464,7 +392,7 @@ def _params(tmp_path: Path, data_dir: Path) -> Path:
 
 
 def test_cli_missing_layout_exits_2(tmp_path: Path) -> None:
-    _write(tmp_path / "data", "trainA/x.png", _encode(_noise_rgb(22)))
+    write(tmp_path / "data", "trainA/x.png", encode(noise_rgb(22)))
     result = subprocess.run(
         [
             sys.executable,

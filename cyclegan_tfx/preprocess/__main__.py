@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     beam_pipeline.delete_stale_shards(output_dir)
-    pipeline.run().wait_until_finish()
+    beam_pipeline.run_to_completion(pipeline)
 
     with FileSystems.open(metrics_path) as f:
         metrics = json.loads(f.read())

@@ -53,9 +53,6 @@ UNSUPPORTED_EXTENSION = "unsupported_extension"
 READ_ERROR = "read_error"
 TRUTH_WITHOUT_IMAGE = "truth_without_image"
 
-REJECTS_TAG = "rejects"
-DUPLICATES_TAG = "duplicates"
-TRUTHS_TAG = "truths"
 REJECTS_CSV = "rejects.csv"
 DUPLICATES_CSV = "duplicates.csv"
 SHARD_GLOB = "part-*-of-*.tfrecord"
@@ -214,7 +211,7 @@ def _list_files(folder: str) -> list[str]:
 
 
 class ProcessFileFn(beam.DoFn):
-    """SourceFile -> ImageRecord (or TruthRecord on `truths`), or a Reject on `rejects`."""
+    """SourceFile -> ImageRecord, TruthRecord (a ground-truth file) or Reject."""
 
     def __init__(self, data_dir: str, image_size: int, extensions: Iterable[str]) -> None:
         self._data_dir = str(data_dir)
@@ -224,36 +221,30 @@ class ProcessFileFn(beam.DoFn):
     def process(self, source: SourceFile) -> Iterator[Any]:
         """Reads, validates and converts one file."""
         if is_hidden(source.path):
-            yield _reject(source.path, HIDDEN_FILE, "hidden file (name starts with '.')")
+            yield Reject(source.path, HIDDEN_FILE, "hidden file (name starts with '.')")
             return
         extension = posixpath.splitext(source.path)[1].lower()
         if extension not in self._extensions:
             message = f"extension {extension or '(none)'!r} not in {sorted(self._extensions)}"
-            yield _reject(source.path, UNSUPPORTED_EXTENSION, message)
+            yield Reject(source.path, UNSUPPORTED_EXTENSION, message)
             return
         full_path = FileSystems.join(self._data_dir, *source.path.split("/"))
         try:
             with FileSystems.open(full_path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 data = f.read()
         except (OSError, beam.io.filesystem.BeamIOError) as error:
-            yield _reject(source.path, READ_ERROR, f"cannot read: {error}")
+            yield Reject(source.path, READ_ERROR, f"cannot read: {error}")
             return
         digest = hashlib.sha256(data).hexdigest()
         try:
             png = images.process_image(data, source.path, self._image_size)
         except images.ImageRejected as rejected:
-            yield _reject(source.path, rejected.reason, rejected.message)
+            yield Reject(source.path, rejected.reason, rejected.message)
             return
         if source.is_truth:
-            yield beam.pvalue.TaggedOutput(
-                TRUTHS_TAG, TruthRecord(source.image_path, source.path, png)
-            )
+            yield TruthRecord(source.image_path, source.path, png)
             return
         yield ImageRecord(digest, source.path, source.split, source.domain, png)
-
-
-def _reject(path: str, reason: str, message: str) -> beam.pvalue.TaggedOutput:
-    return beam.pvalue.TaggedOutput(REJECTS_TAG, Reject(path, reason, message))
 
 
 def _keep_smallest_path(item: tuple[str, Iterable[ImageRecord]]) -> Iterator[Any]:
@@ -262,19 +253,24 @@ def _keep_smallest_path(item: tuple[str, Iterable[ImageRecord]]) -> Iterator[Any
     ordered = sorted(group, key=lambda record: record.path)
     yield ordered[0]
     for record in ordered[1:]:
-        yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, Duplicate(record.path, ordered[0].path))
+        yield Duplicate(record.path, ordered[0].path)
 
 
 def _attach_truth(item: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
     """Joins one path's kept image with its ground truth; an orphaned truth is a reject."""
     image_path, group = item
-    truths = sorted(group[TRUTHS_TAG], key=lambda truth: truth.path)
+    truths = sorted(group["truths"], key=lambda truth: truth.path)
     for record in group["images"]:
         yield record._replace(truth=truths[0].png) if truths else record
     if not group["images"]:
         for truth in truths:
             message = f"no kept image {image_path} for it (missing, rejected or a duplicate)"
-            yield _reject(truth.path, TRUTH_WITHOUT_IMAGE, message)
+            yield Reject(truth.path, TRUTH_WITHOUT_IMAGE, message)
+
+
+def _only(records: beam.PCollection, record_type: type, label: str) -> beam.PCollection:
+    """The elements of `records` that are of `record_type`."""
+    return records | f"Only{label}" >> beam.Filter(lambda r: isinstance(r, record_type))
 
 
 def _key_by_shard(record: ImageRecord, num_shards: int) -> tuple[tuple[str, int], ImageRecord]:
@@ -438,32 +434,36 @@ def build_pipeline(
     logger.info("found %d files under %s", len(sources), data_dir)
     num_shards = config.num_shards
 
+    # Every step emits one PCollection of mixed record types, split by type with
+    # `_only`: a multi-output ParDo (`with_outputs`) would be simpler, but runners differ in
+    # how well they support tagged outputs (Beam's DaskRunner feeds them all to the main one).
     processed = (
         pipeline
         | "ListFiles" >> beam.Create(sources, reshuffle=True)
-        | "Process"
-        >> beam.ParDo(ProcessFileFn(data_dir, config.image_size, config.extensions)).with_outputs(
-            REJECTS_TAG, TRUTHS_TAG, main="images"
-        )
+        | "Process" >> beam.ParDo(ProcessFileFn(data_dir, config.image_size, config.extensions))
     )
     deduplicated = (
-        processed.images
+        _only(processed, ImageRecord, "Images")
         | "KeyBySha256" >> beam.Map(lambda record: (record.sha256, record))
         | "GroupBySha256" >> beam.GroupByKey()
-        | "KeepSmallestPath"
-        >> beam.FlatMap(_keep_smallest_path).with_outputs(DUPLICATES_TAG, main="kept")
+        | "KeepSmallestPath" >> beam.FlatMap(_keep_smallest_path)
     )
+    duplicates = _only(deduplicated, Duplicate, "Duplicates")
     joined = (
         {
-            "images": deduplicated.kept | "KeyImageByPath" >> beam.Map(lambda r: (r.path, r)),
-            TRUTHS_TAG: processed[TRUTHS_TAG]
+            "images": _only(deduplicated, ImageRecord, "Kept")
+            | "KeyImageByPath" >> beam.Map(lambda r: (r.path, r)),
+            "truths": _only(processed, TruthRecord, "Truths")
             | "KeyTruthByImage" >> beam.Map(lambda t: (t.image_path, t)),
         }
         | "JoinTruth" >> beam.CoGroupByKey()
-        | "AttachTruth" >> beam.FlatMap(_attach_truth).with_outputs(REJECTS_TAG, main="kept")
+        | "AttachTruth" >> beam.FlatMap(_attach_truth)
     )
-    kept = joined.kept
-    rejects = (processed[REJECTS_TAG], joined[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
+    kept = _only(joined, ImageRecord, "WithTruth")
+    rejects = (
+        _only(processed, Reject, "FileRejects"),
+        _only(joined, Reject, "TruthRejects"),
+    ) | "AllRejects" >> beam.Flatten()
 
     all_shards = [((split, shard), None) for split in schema.SPLITS for shard in range(num_shards)]
     shard_counts = (
@@ -482,11 +482,32 @@ def build_pipeline(
         >> beam.ParDo(
             WriteReportsFn(str(reports_dir), str(metrics_path), config),
             rejects=beam.pvalue.AsList(rejects),
-            duplicates=beam.pvalue.AsList(deduplicated[DUPLICATES_TAG]),
+            duplicates=beam.pvalue.AsList(duplicates),
             counts=beam.pvalue.AsList(shard_counts),
         )
     )
-    return PreprocessOutputs(kept, rejects, deduplicated[DUPLICATES_TAG])
+    return PreprocessOutputs(kept, rejects, duplicates)
+
+
+def run_to_completion(pipeline: beam.Pipeline) -> None:
+    """Runs `pipeline`, waits for it, and releases the runner's connections.
+
+    The DaskRunner opens a `dask.distributed` client to the scheduler and never closes it; left
+    open it logs reconnection errors once the cluster goes away.
+
+    Args:
+        pipeline: The pipeline to run.
+
+    Raises:
+        Exception: Whatever the runner raises for a failed job.
+    """
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)
+        if client is not None:
+            client.close()
 
 
 def delete_stale_shards(output_dir: str) -> int:
