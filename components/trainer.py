@@ -10,7 +10,6 @@ old code produced.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
@@ -18,6 +17,7 @@ from tfx import v1 as tfx
 
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
+from cyclegan_tfx.model.checkpoints import join
 from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
 from cyclegan_tfx.model.train import checkpoint_key, train_and_export
 
@@ -42,8 +42,8 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
 
     Checkpoints live outside the Trainer's per-execution folders, under
     `<pipeline_root>/checkpoints/<run key>`, so a Trainer re-run after an interruption finds
-    and resumes them. Resuming needs a local (or mounted) filesystem: with a remote root such
-    as gs:// the Trainer trains without checkpoints and says so. The run key includes the code
+    and resumes them, on any filesystem TensorFlow writes (a gs:// or s3:// root too, so a
+    preempted Kubeflow/Vertex AI Trainer pod resumes). The run key includes the code
     fingerprint, so changed code never resumes checkpoints written by the old code.
 
     With a local pipeline root the training curves (DVCLive) are written live into the
@@ -81,16 +81,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
     settings = {k: v for k, v in custom.items() if k not in LOCATION_KEYS}
-    checkpoint_root = custom[CHECKPOINT_ROOT_KEY]
-    checkpoint_dir = None
-    if "://" in checkpoint_root:
-        logger.warning(
-            "pipeline root %s is not a local filesystem: training without resumable "
-            "checkpoints (mount it, e.g. with gcsfuse, to resume interrupted runs)",
-            checkpoint_root,
-        )
-    else:
-        checkpoint_dir = Path(checkpoint_root) / checkpoint_key(files, settings)
+    checkpoint_dir = join(custom[CHECKPOINT_ROOT_KEY], checkpoint_key(files, settings))
     result = train_and_export(
         files,
         model_config,

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from conftest import REPO_ROOT, synthetic_images, tiny_config, write_examples
 
+from cyclegan_tfx.model.checkpoints import COMMIT_MARKER
 from cyclegan_tfx.model.train import train_and_export
 
 pytestmark = pytest.mark.slow
@@ -38,8 +40,8 @@ def on_step(done, model):
         os.kill(os.getpid(), signal.SIGKILL)
 
 def before_commit(folder):
-    if folder.name == ".tmp-%d" % args.get("kill_at_commit", -1):
-        data = next(folder.glob("state.data-*"))
+    if Path(folder).name == "step-%d" % args.get("kill_at_commit", -1):
+        data = next(Path(folder).glob("state.data-*"))
         data.write_bytes(data.read_bytes()[: 10])  # a half-written file
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -124,9 +126,13 @@ def test_kill_while_writing_a_checkpoint_keeps_the_last_good_one(records, uninte
     killed = _worker(tmp_path, records, "killed", kill_at_commit=6)
     assert killed.returncode == -signal.SIGKILL
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == [".tmp-6", "dvclive", "step-2", "step-4"]  # the broken one never committed
+    assert names == ["dvclive", "step-2", "step-4", "step-6"]
+    # The broken one never committed.
+    assert not (tmp_path / "checkpoints" / "step-6" / COMMIT_MARKER).exists()
+    assert (tmp_path / "checkpoints" / "step-4" / COMMIT_MARKER).exists()
 
     resumed = _worker(tmp_path, records, "resumed")
+    assert "deleting the uncommitted checkpoint" in resumed.stderr
     assert "resuming at step 4 of 16" in resumed.stderr
     assert _fingerprint(resumed) == uninterrupted
 
@@ -147,3 +153,63 @@ def test_restart_ignores_existing_checkpoints(records, uninterrupted, tmp_path):
         on_step=lambda done, model: None,
     )
     assert result.weights_fingerprint == uninterrupted
+
+
+# --- a non-local filesystem ------------------------------------------------------------------
+# TensorFlow's in-memory `ram://` filesystem goes through the same tf.io.gfile layer as gs://,
+# s3:// and hdfs:// (no folder rename, no local paths), and works offline. It lives in this
+# process, so an interruption here is an exception rather than a SIGKILL (those are above).
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+def _train_on_ram(records, root, tag, **hooks):
+    config = tiny_config(root, epochs=EPOCHS, checkpoint_every_steps=2)
+    return train_and_export(
+        [str(records)],
+        config.model,
+        config.train,
+        16,
+        config.seed,
+        f"ram://{tag}/run",
+        root / "export",
+        checkpoint_dir=f"ram://{tag}/checkpoints",
+        **hooks,
+    )
+
+
+def _raise_at(step):
+    def hook(done, model):
+        if done == step:
+            raise _InterruptedError
+
+    return hook
+
+
+def test_resume_from_checkpoints_on_a_remote_filesystem(records, uninterrupted, tmp_path):
+    tag = "resume-remote"
+    with pytest.raises(_InterruptedError):
+        _train_on_ram(records, tmp_path, tag, on_step=_raise_at(5))
+    assert sorted(tf.io.gfile.listdir(f"ram://{tag}/checkpoints")) == ["step-2", "step-4"]
+
+    def interrupted_save(folder):
+        if folder.endswith("step-6"):
+            raise _InterruptedError  # files written, marker not yet
+
+    with pytest.raises(_InterruptedError):
+        _train_on_ram(records, tmp_path, tag, before_checkpoint_commit=interrupted_save)
+    assert sorted(tf.io.gfile.listdir(f"ram://{tag}/checkpoints")) == ["step-2", "step-4", "step-6"]
+
+    result = _train_on_ram(records, tmp_path, tag)
+    assert result.weights_fingerprint == uninterrupted
+    # Removed after the export (`exists` is no test: ram:// reports deleted folders as present).
+    assert tf.io.gfile.glob(f"ram://{tag}/checkpoints/*/*") == []
+    # The run's files are on the remote filesystem, the curves complete: the steps logged
+    # before each interruption come from the checkpoint, each step once.
+    curve = f"ram://{tag}/run/dvclive/plots/metrics/loss/generator_ab.tsv"
+    with tf.io.gfile.GFile(curve) as f:
+        rows = f.read().splitlines()
+    assert [row.split("\t")[0] for row in rows[1:]] == [str(s) for s in range(1, 17)]
+    assert tf.io.gfile.exists(f"ram://{tag}/run/samples.png")

@@ -1,18 +1,26 @@
-"""Crash-safe training checkpoints: networks, optimizer slots, step, data iterators, pools, RNG.
+"""Crash-safe training checkpoints on any TensorFlow filesystem (local, gs://, s3://, hdfs://).
 
-Each checkpoint is written into a temporary folder (`.tmp-<step>`) and then renamed to
-`step-<step>` in one atomic `os.replace`. A process killed at any moment therefore leaves either
-the new complete checkpoint or none: the last good one is never touched. Leftover temporary
-folders are removed on the next start. The newest `keep` checkpoints are kept.
+A checkpoint holds the networks, optimizer slots, step, data iterators (TF checkpoint
+`state.*`), the image pools with their RNG state (`pools.npz`) and, optionally, a snapshot of a
+local folder (the DVCLive curves of a run whose checkpoints are remote). Everything is written
+through `tf.io.gfile` into `step-<N>/`; the commit marker `step-<N>/COMMITTED`, listing every
+file with its size, is written last. Object stores have no atomic folder rename, but they do
+write each object atomically, so the marker is the commit: a process killed at any moment
+leaves either a committed checkpoint or an uncommitted folder, which the next start ignores and
+deletes. A committed checkpoint whose files do not match its marker (e.g. a bucket lifecycle
+rule deleted one) is skipped for the previous one. The newest `keep` checkpoints are kept, and
+an older one is deleted only after a newer one is committed, so the last good checkpoint is
+never lost.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
-import os
+import posixpath
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -23,9 +31,52 @@ from cyclegan_tfx.model.image_pool import ImagePool
 
 logger = logging.getLogger(__name__)
 
-_COMMITTED = re.compile(r"^step-(\d+)$")
+_STEP_FOLDER = re.compile(r"^step-(\d+)/?$")
 _TF_PREFIX = "state"
 _POOLS_FILE = "pools.npz"
+_FILES_FOLDER = "files"
+COMMIT_MARKER = "COMMITTED"
+
+
+def join(directory: str | Path, *names: str) -> str:
+    """Joins path components of a local path or a filesystem URL (`gs://b/x`, `ram://x`)."""
+    return (
+        posixpath.join(str(directory), *names)
+        if "://" in str(directory)
+        else str(Path(directory, *names))
+    )
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    # Make the parent folder explicitly: listing (`walk`) on filesystems with implicit folders,
+    # such as TensorFlow's `ram://`, does not show a folder that was never made.
+    tf.io.gfile.makedirs(posixpath.dirname(path) if "://" in path else str(Path(path).parent))
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)
+
+
+def _read_bytes(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def _remove(path: str) -> None:
+    """Deletes a folder and everything below it; a missing folder is not an error.
+
+    Object stores' folders are implicit (and TensorFlow's `ram://` reports a deleted one as
+    existing), so "exists, then delete" is not reliable: deleting and ignoring NotFound is.
+    """
+    with contextlib.suppress(tf.errors.NotFoundError):
+        tf.io.gfile.rmtree(path)
+
+
+def _files_below(directory: str) -> list[str]:
+    """Relative POSIX paths of every file under `directory`."""
+    found = []
+    for root, _, files in tf.io.gfile.walk(directory):
+        relative = posixpath.relpath(root.replace("\\", "/"), directory.replace("\\", "/"))
+        found.extend(name if relative == "." else f"{relative}/{name}" for name in files)
+    return sorted(found)
 
 
 class TrainingCheckpoints:
@@ -37,74 +88,124 @@ class TrainingCheckpoints:
         trackables: Mapping[str, object],
         pools: Mapping[str, ImagePool],
         keep: int = 2,
-        before_commit: Callable[[Path], None] | None = None,
+        before_commit: Callable[[str], None] | None = None,
+        files_dir: str | Path | None = None,
     ) -> None:
         """Creates the checkpointer.
 
         Args:
-            directory: Folder of this run's checkpoints.
+            directory: Folder of this run's checkpoints: a local path or a URL of any
+                filesystem TensorFlow can write.
             trackables: TF objects to save (networks, optimizers, step, iterators).
             pools: Image pools by name (saved with their RNG state).
             keep: How many complete checkpoints to keep.
-            before_commit: Called with the temporary folder just before the atomic rename
-                (a test seam for interrupting a save).
+            before_commit: Called with the checkpoint's folder after its files are written and
+                before the commit marker (a test seam for interrupting a save).
+            files_dir: A local folder saved with every checkpoint and put back on restore.
         """
-        self.directory = Path(directory)
+        self.directory = str(directory)
         self._checkpoint = tf.train.Checkpoint(**trackables)
         self._pools = dict(pools)
         self._keep = keep
         self._before_commit = before_commit
+        self._files_dir = Path(files_dir) if files_dir is not None else None
+
+    def _folder(self, step: int) -> str:
+        return join(self.directory, f"step-{step}")
+
+    def _step_folders(self) -> dict[int, str]:
+        if not tf.io.gfile.isdir(self.directory):
+            return {}
+        found = (_STEP_FOLDER.match(name) for name in tf.io.gfile.listdir(self.directory))
+        return {int(m.group(1)): self._folder(int(m.group(1))) for m in found if m}
+
+    def _marker(self, folder: str) -> dict[str, int] | None:
+        """The committed checkpoint's files and sizes, or None if `folder` is not committed."""
+        path = join(folder, COMMIT_MARKER)
+        if not tf.io.gfile.exists(path):
+            return None
+        try:
+            return {str(k): int(v) for k, v in json.loads(_read_bytes(path))["files"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            logger.warning("checkpoint %s: unreadable commit marker (%s)", folder, error)
+            return None
 
     def steps(self) -> list[int]:
-        """Steps of the complete checkpoints, oldest first."""
-        if not self.directory.is_dir():
-            return []
-        found = (_COMMITTED.match(p.name) for p in self.directory.iterdir() if p.is_dir())
-        return sorted(int(m.group(1)) for m in found if m)
+        """Steps of the committed checkpoints, oldest first."""
+        return sorted(s for s, f in self._step_folders().items() if self._marker(f) is not None)
+
+    def _is_intact(self, folder: str, files: dict[str, int]) -> bool:
+        for name, size in files.items():
+            path = join(folder, name)
+            if not tf.io.gfile.exists(path) or tf.io.gfile.stat(path).length != size:
+                logger.warning("checkpoint %s: %s is missing or changed; skipping it", folder, name)
+                return False
+        return True
 
     def restore_latest(self) -> int | None:
-        """Restores the newest complete checkpoint; returns its step, or None if none."""
-        if self.directory.is_dir():
-            for leftover in self.directory.glob(".tmp-*"):
-                shutil.rmtree(leftover, ignore_errors=True)
-        steps = self.steps()
-        if not steps:
-            return None
-        folder = self.directory / f"step-{steps[-1]}"
-        self._checkpoint.read(str(folder / _TF_PREFIX)).assert_consumed()
-        with np.load(folder / _POOLS_FILE, allow_pickle=False) as saved:
+        """Restores the newest intact committed checkpoint; returns its step, or None if none.
+
+        Uncommitted folders (a save that was interrupted) are deleted first.
+        """
+        committed = {}
+        for step, folder in self._step_folders().items():
+            files = self._marker(folder)
+            if files is None:
+                logger.info("deleting the uncommitted checkpoint %s (an interrupted save)", folder)
+                _remove(folder)
+            else:
+                committed[step] = (folder, files)
+        for step in sorted(committed, reverse=True):
+            folder, files = committed[step]
+            if self._is_intact(folder, files):
+                self._restore(folder, files)
+                logger.info("resumed from checkpoint %s", folder)
+                return step
+        return None
+
+    def _restore(self, folder: str, files: dict[str, int]) -> None:
+        self._checkpoint.read(join(folder, _TF_PREFIX)).assert_consumed()
+        with np.load(io.BytesIO(_read_bytes(join(folder, _POOLS_FILE))), allow_pickle=False) as f:
             for name, pool in self._pools.items():
                 pool.restore(
-                    {
-                        "images": saved[f"{name}_images"],
-                        "rng": json.loads(str(saved[f"{name}_rng"])),
-                    }
+                    {"images": f[f"{name}_images"], "rng": json.loads(str(f[f"{name}_rng"]))}
                 )
-        logger.info("resumed from checkpoint %s", folder)
-        return steps[-1]
+        if self._files_dir is not None:
+            prefix = f"{_FILES_FOLDER}/"
+            for name in (n for n in files if n.startswith(prefix)):
+                target = self._files_dir / name[len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(_read_bytes(join(folder, name)))
 
-    def save(self, step: int) -> Path:
-        """Writes the checkpoint of `step` atomically; returns its folder."""
-        final = self.directory / f"step-{step}"
-        if final.exists():
-            return final
-        temporary = self.directory / f".tmp-{step}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
-        self._checkpoint.write(str(temporary / _TF_PREFIX))
+    def save(self, step: int) -> str:
+        """Writes and commits the checkpoint of `step`; returns its folder."""
+        folder = self._folder(step)
+        if self._marker(folder) is not None:
+            return folder
+        _remove(folder)
+        tf.io.gfile.makedirs(folder)
+        self._checkpoint.write(join(folder, _TF_PREFIX))
         arrays = {}
         for name, pool in self._pools.items():
             state = pool.state()
             arrays[f"{name}_images"] = state["images"]
             arrays[f"{name}_rng"] = np.array(json.dumps(state["rng"]))
-        np.savez(temporary / _POOLS_FILE, **arrays)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        _write_bytes(join(folder, _POOLS_FILE), buffer.getvalue())
+        if self._files_dir is not None and self._files_dir.is_dir():
+            for path in sorted(p for p in self._files_dir.rglob("*") if p.is_file()):
+                relative = path.relative_to(self._files_dir).as_posix()
+                _write_bytes(join(folder, _FILES_FOLDER, relative), path.read_bytes())
         if self._before_commit is not None:
-            self._before_commit(temporary)
-        os.replace(temporary, final)
+            self._before_commit(folder)
+        files = {name: tf.io.gfile.stat(join(folder, name)).length for name in _files_below(folder)}
+        marker = json.dumps({"step": step, "files": files}, sort_keys=True)
+        _write_bytes(join(folder, COMMIT_MARKER), marker.encode())
         for old in self.steps()[: -self._keep]:
-            shutil.rmtree(self.directory / f"step-{old}", ignore_errors=True)
-        return final
+            _remove(self._folder(old))
+        return folder
 
     def remove_all(self) -> None:
         """Deletes every checkpoint of this run (after a successful export)."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        _remove(self.directory)

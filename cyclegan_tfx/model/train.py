@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
-from cyclegan_tfx.model.checkpoints import TrainingCheckpoints
+from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
 from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
 from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.schedules import Timeline
@@ -88,7 +89,7 @@ def train_and_export(
     export_dir: str | Path,
     checkpoint_dir: str | Path | None = None,
     on_step: Callable[[int, CycleGAN], None] | None = None,
-    before_checkpoint_commit: Callable[[Path], None] | None = None,
+    before_checkpoint_commit: Callable[[str], None] | None = None,
     live_dir: str | Path | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
@@ -96,7 +97,8 @@ def train_and_export(
     With `checkpoint_dir`, the run saves a checkpoint every `train.checkpoint_every_steps`
     steps and at every epoch end, resumes from the newest one when started again (unless
     `train.restart`), and deletes them after a successful export. A resumed run reaches the
-    same weights as an uninterrupted one.
+    same weights as an uninterrupted one. `run_dir`, `export_dir` and `checkpoint_dir` may be
+    on any filesystem TensorFlow writes (gs://, s3://, hdfs://).
 
     Args:
         train_files: TFRecord files (optionally gzipped) of the train split, both domains.
@@ -110,9 +112,11 @@ def train_and_export(
         on_step: Called after each step with the number of completed steps and the model
             (monitoring, e.g. FID during training in `cyclegan_tfx.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
-        live_dir: Where DVCLive writes the curves while training (e.g. the workspace's
-            `dvclive/`); default: beside the checkpoints, so a resumed run continues them, or
-            `run_dir/dvclive` without checkpoints. They end up in `run_dir/dvclive` either way.
+        live_dir: Where DVCLive writes the curves while training (a local folder, e.g. the
+            workspace's `dvclive/`); default: beside local checkpoints, so a resumed run
+            continues them, else `run_dir/dvclive` if local, else a temporary folder. With
+            remote checkpoints the curves are saved in each checkpoint and restored with it.
+            They end up in `run_dir/dvclive` either way.
 
     Returns:
         A summary of the run.
@@ -122,8 +126,8 @@ def train_and_export(
         TrainingDivergedError: If a loss becomes NaN/Inf (nothing is exported then).
     """
     tf.config.experimental.enable_op_determinism()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = str(run_dir)
+    tf.io.gfile.makedirs(run_dir)
     size = image_size
     train_cfg = train_config
     examples = data.count_domains(train_files)
@@ -156,6 +160,14 @@ def train_and_export(
     samples_a = np.stack(list(data.domain_images(train_files, "A", size).take(SAMPLE_COUNT)))
     samples_b = np.stack(list(data.domain_images(train_files, "B", size).take(SAMPLE_COUNT)))
 
+    remote_checkpoints = checkpoint_dir is not None and _is_remote(checkpoint_dir)
+    if live_dir is None:
+        if checkpoint_dir is not None and not remote_checkpoints:
+            live_dir = Path(checkpoint_dir) / LIVE_DIR
+        elif not _is_remote(run_dir):
+            live_dir = Path(run_dir) / LIVE_DIR
+        else:
+            live_dir = Path(tempfile.mkdtemp(prefix="dvclive-"))
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = TrainingCheckpoints(
@@ -167,17 +179,16 @@ def train_and_export(
             },
             {"pool_a": cyclegan.pool_a, "pool_b": cyclegan.pool_b},
             before_commit=before_checkpoint_commit,
+            files_dir=live_dir if remote_checkpoints else None,
         )
         if train_cfg.restart:
             logger.info("train.restart is true: discarding checkpoints in %s", checkpoint_dir)
             checkpoints.remove_all()
         elif checkpoints.restore_latest() is not None:
             logger.info("resuming at step %d of %d", cyclegan.step, steps)
-    if live_dir is None:
-        live_dir = Path(checkpoint_dir) / LIVE_DIR if checkpoint_dir else run_dir / LIVE_DIR
     curves = TrainingLog(live_dir, resume_step=cyclegan.step if cyclegan.step else None)
 
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    writer = tf.summary.create_file_writer(join(run_dir, "tensorboard"))
     progress = Progress(cyclegan.step, steps)
     final: dict[str, float] = {}
     start = time.monotonic()
@@ -209,18 +220,16 @@ def train_and_export(
             if epoch_end:
                 grid = _sample_grid(cyclegan, samples_a, samples_b)
                 tf.summary.image("samples", grid[None], step=done)
-                (run_dir / SAMPLES_FILE).write_bytes(png_bytes(grid))
+                _write_samples(run_dir, grid)
             if checkpoints is not None and (
                 epoch_end or done % train_cfg.checkpoint_every_steps == 0
             ):
                 checkpoints.save(done)
             if on_step is not None:
                 on_step(done, cyclegan)
-    if not (run_dir / SAMPLES_FILE).exists():
-        (run_dir / SAMPLES_FILE).write_bytes(
-            png_bytes(_sample_grid(cyclegan, samples_a, samples_b))
-        )
-    curves.close(copy_to=run_dir / LIVE_DIR)
+    if not tf.io.gfile.exists(join(run_dir, SAMPLES_FILE)):
+        _write_samples(run_dir, _sample_grid(cyclegan, samples_a, samples_b))
+    curves.close(copy_to=join(run_dir, LIVE_DIR))
     seconds = time.monotonic() - start
     export_generators(
         cyclegan.networks.generator_ab, cyclegan.networks.generator_ba, size, export_dir
@@ -230,6 +239,15 @@ def train_and_export(
     fingerprint = cyclegan.weights_fingerprint()
     logger.info("trained %d steps in %.1f s; weights %s", steps, seconds, fingerprint)
     return TrainResult(steps, examples, final, seconds, fingerprint)
+
+
+def _is_remote(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _write_samples(run_dir: str, grid: np.ndarray) -> None:
+    with tf.io.gfile.GFile(join(run_dir, SAMPLES_FILE), "wb") as f:
+        f.write(png_bytes(grid))
 
 
 class Progress:

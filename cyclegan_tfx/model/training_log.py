@@ -17,6 +17,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import tensorflow as tf
+
 from dvclive import Live
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,19 @@ class TrainingLog:
         self.live.next_step()
 
     def close(self, copy_to: str | Path | None = None) -> None:
-        """Ends the log; optionally copies the directory (e.g. into the run's artifact)."""
+        """Ends the log; optionally copies the directory (e.g. into the run's artifact).
+
+        Args:
+            copy_to: A local folder or a URL of any filesystem TensorFlow writes (gs://...).
+        """
         self.live.end()
-        if copy_to is not None and Path(copy_to).resolve() != self.live_dir.resolve():
-            shutil.copytree(self.live_dir, copy_to, dirs_exist_ok=True)
+        if copy_to is None:
+            return
+        if "://" not in str(copy_to):
+            if Path(copy_to).resolve() != self.live_dir.resolve():
+                shutil.copytree(self.live_dir, copy_to, dirs_exist_ok=True)
+            return
+        for path in sorted(p for p in self.live_dir.rglob("*") if p.is_file()):
+            target = f"{str(copy_to).rstrip('/')}/{path.relative_to(self.live_dir).as_posix()}"
+            tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+            tf.io.gfile.copy(str(path), target, overwrite=True)
