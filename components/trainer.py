@@ -93,6 +93,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         checkpoint_dir=checkpoint_dir,
         live_dir=custom.get(LIVE_DIR_KEY),
     )
+    if not result.chief:  # a multi-worker run's other workers: the chief writes the model
+        logger.info("Trainer finished on a non-chief worker: %s", result)
+        return
     write_model_info(
         fn_args.serving_model_dir,
         {

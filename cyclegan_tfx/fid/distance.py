@@ -183,7 +183,7 @@ def kernel_inception_distance(
         features1: Features [N1, D].
         features2: Features [N2, D].
         num_subsets: Number of random subsets.
-        subset_size: Samples per subset; clipped (with a warning) to min(N1, N2). When it
+        subset_size: Samples per subset; clipped (logged) to min(N1, N2). When it
             equals both N1 and N2 every subset is the whole data: one estimate, std 0.
         seed: Seed of the subset sampling.
 

@@ -90,6 +90,7 @@ class TrainingCheckpoints:
         keep: int = 2,
         before_commit: Callable[[str], None] | None = None,
         files_dir: str | Path | None = None,
+        read_only: bool = False,
     ) -> None:
         """Creates the checkpointer.
 
@@ -102,6 +103,8 @@ class TrainingCheckpoints:
             before_commit: Called with the checkpoint's folder after its files are written and
                 before the commit marker (a test seam for interrupting a save).
             files_dir: A local folder saved with every checkpoint and put back on restore.
+            read_only: Only restore; never write or delete (the non-chief workers of a
+                multi-worker run, which resume from the chief's checkpoints).
         """
         self.directory = str(directory)
         self._checkpoint = tf.train.Checkpoint(**trackables)
@@ -109,6 +112,7 @@ class TrainingCheckpoints:
         self._keep = keep
         self._before_commit = before_commit
         self._files_dir = Path(files_dir) if files_dir is not None else None
+        self._read_only = read_only
 
     def _folder(self, step: int) -> str:
         return join(self.directory, f"step-{step}")
@@ -151,6 +155,8 @@ class TrainingCheckpoints:
         for step, folder in self._step_folders().items():
             files = self._marker(folder)
             if files is None:
+                if self._read_only:
+                    continue
                 logger.info("deleting the uncommitted checkpoint %s (an interrupted save)", folder)
                 _remove(folder)
             else:
@@ -178,8 +184,10 @@ class TrainingCheckpoints:
                 target.write_bytes(_read_bytes(join(folder, name)))
 
     def save(self, step: int) -> str:
-        """Writes and commits the checkpoint of `step`; returns its folder."""
+        """Writes and commits the checkpoint of `step` (unless read-only); returns its folder."""
         folder = self._folder(step)
+        if self._read_only:
+            return folder
         if self._marker(folder) is not None:
             return folder
         _remove(folder)
@@ -208,4 +216,6 @@ class TrainingCheckpoints:
 
     def remove_all(self) -> None:
         """Deletes every checkpoint of this run (after a successful export)."""
+        if self._read_only:
+            return
         _remove(self.directory)

@@ -116,14 +116,6 @@ def network_losses(losses: dict[str, float]) -> dict[str, float]:
     }
 
 
-def select_distribution() -> tf.distribute.Strategy:
-    """MirroredStrategy when several GPUs are visible, else the default strategy."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 class CycleGAN:
     """Four networks, their optimizers, two image pools and the training step."""
 
@@ -147,7 +139,8 @@ class CycleGAN:
             seed: Seeds weights (keras.utils.set_random_seed) and the image pools.
             image_size: Static image size of the networks' inputs, or None.
             jit_compile: Compile the step functions with XLA.
-            distribution: tf.distribute strategy; default: :func:`select_distribution`.
+            distribution: tf.distribute strategy; default: the current one (one device
+                unless inside a strategy's scope; see `cyclegan_tfx.model.distribution`).
                 Batches passed to the step functions are global batches; they are split
                 evenly over the replicas and the gradients summed (losses are scaled by
                 1 / replicas, so the update equals the single-device one).
@@ -157,7 +150,7 @@ class CycleGAN:
         keras.utils.set_random_seed(seed)
         self.train_config = train_config
         self.timeline = timeline
-        self.distribution = distribution or select_distribution()
+        self.distribution = distribution or tf.distribute.get_strategy()
         self.replicas = self.distribution.num_replicas_in_sync
         with self.distribution.scope():
             self._build(model_config, train_config, timeline, image_size)

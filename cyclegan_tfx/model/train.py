@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from cyclegan_tfx.grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
 from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
+from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.training_log import TrainingLog
@@ -46,6 +49,8 @@ class TrainResult:
     final_losses: dict[str, float]
     seconds: float
     weights_fingerprint: str
+    chief: bool = True
+    """False on the other workers of a multi-worker run (they export nothing)."""
 
 
 def steps_per_epoch(examples: dict[str, int], batch_size: int) -> int:
@@ -91,6 +96,7 @@ def train_and_export(
     on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[str], None] | None = None,
     live_dir: str | Path | None = None,
+    distribution: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
 
@@ -117,6 +123,10 @@ def train_and_export(
             continues them, else `run_dir/dvclive` if local, else a temporary folder. With
             remote checkpoints the curves are saved in each checkpoint and restored with it.
             They end up in `run_dir/dvclive` either way.
+        distribution: The tf.distribute strategy; default: chosen from the environment
+            (`TF_CONFIG` with several workers: multi-worker; several GPUs: mirrored). In a
+            multi-worker run only the chief writes `run_dir`, the checkpoints and the export;
+            the other workers train in step with it and restore from its checkpoints.
 
     Returns:
         A summary of the run.
@@ -125,7 +135,13 @@ def train_and_export(
         TrainingDataError: If a domain has no training images.
         TrainingDivergedError: If a loss becomes NaN/Inf (nothing is exported then).
     """
+    if distribution is None:
+        distribution = select_distribution(os.environ)  # first: before any TF operation
+    chief = is_chief(distribution)
     tf.config.experimental.enable_op_determinism()
+    if not chief:  # trains in step with the chief; its own files are scratch
+        scratch = tempfile.mkdtemp(prefix="cyclegan-worker-")
+        run_dir, live_dir = join(scratch, "run"), Path(scratch, LIVE_DIR)
     run_dir = str(run_dir)
     tf.io.gfile.makedirs(run_dir)
     size = image_size
@@ -150,7 +166,9 @@ def train_and_export(
         train_cfg.optimizer.strategy,
         n_critic,
     )
-    cyclegan = CycleGAN(model_config, train_cfg, timeline, seed=seed, image_size=size)
+    cyclegan = CycleGAN(
+        model_config, train_cfg, timeline, seed=seed, image_size=size, distribution=distribution
+    )
     augmentation = {
         "jitter_scale": train_cfg.jitter_scale if train_cfg.random_jitter else 1.0,
         "flip": train_cfg.random_flip,
@@ -180,8 +198,9 @@ def train_and_export(
             {"pool_a": cyclegan.pool_a, "pool_b": cyclegan.pool_b},
             before_commit=before_checkpoint_commit,
             files_dir=live_dir if remote_checkpoints else None,
+            read_only=not chief,
         )
-        if train_cfg.restart:
+        if train_cfg.restart and chief:
             logger.info("train.restart is true: discarding checkpoints in %s", checkpoint_dir)
             checkpoints.remove_all()
         elif checkpoints.restore_latest() is not None:
@@ -192,6 +211,7 @@ def train_and_export(
     progress = Progress(cyclegan.step, steps)
     final: dict[str, float] = {}
     start = time.monotonic()
+    sampled = False
     with writer.as_default():
         for step in range(cyclegan.step, steps):
             rates = cyclegan.learning_rates(step)
@@ -221,23 +241,27 @@ def train_and_export(
                 grid = _sample_grid(cyclegan, samples_a, samples_b)
                 tf.summary.image("samples", grid[None], step=done)
                 _write_samples(run_dir, grid)
+                sampled = True
             if checkpoints is not None and (
                 epoch_end or done % train_cfg.checkpoint_every_steps == 0
             ):
                 checkpoints.save(done)
             if on_step is not None:
                 on_step(done, cyclegan)
-    if not tf.io.gfile.exists(join(run_dir, SAMPLES_FILE)):
+    if not sampled:  # a resumed run that had nothing left to train
         _write_samples(run_dir, _sample_grid(cyclegan, samples_a, samples_b))
     curves.close(copy_to=join(run_dir, LIVE_DIR))
     seconds = time.monotonic() - start
+    fingerprint = cyclegan.weights_fingerprint()
+    logger.info("trained %d steps in %.1f s; weights %s", steps, seconds, fingerprint)
+    if not chief:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return TrainResult(steps, examples, final, seconds, fingerprint, chief=False)
     export_generators(
         cyclegan.networks.generator_ab, cyclegan.networks.generator_ba, size, export_dir
     )
     if checkpoints is not None:
         checkpoints.remove_all()
-    fingerprint = cyclegan.weights_fingerprint()
-    logger.info("trained %d steps in %.1f s; weights %s", steps, seconds, fingerprint)
     return TrainResult(steps, examples, final, seconds, fingerprint)
 
 
