@@ -27,17 +27,20 @@ Everything is computed by the same combiner for every metric config: TFMA runs c
 with identical keys once, so each `MetricConfig` only names (with `name`) the key its
 threshold applies to.
 
-Memory: the accumulator holds, per side, mergeable FID sufficient statistics and a bounded
-sample of feature rows (`kid_max_samples` rows, those of the images with the smallest content
-hashes, identical however Beam splits the data); with `cache_reference_stats` the real images
-(uint8) wait until `extract_output` so their statistics can come from the cache
-(:func:`cyclegan_tfx.fid.reference.reference_stats`). Paired scores are three floats per image.
+Memory does not grow with the test split's images: the accumulator holds, per side, at most
+one batch of waiting images, mergeable FID sufficient statistics and a bounded sample of
+feature rows (`kid_max_samples` rows, those of the images with the smallest content hashes,
+identical however Beam splits the data). With `cache_reference_stats` the real images' feature
+rows come from a per-image cache (:class:`cyclegan_tfx.fid.reference.FeatureCache`), so after
+the first evaluation of a data version only the translations run through the backbone. Paired
+scores are three floats per image.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,9 +61,16 @@ from cyclegan_tfx.fid.distance import (
     fid_from_stats,
     kernel_inception_distance,
 )
-from cyclegan_tfx.fid.reference import STATS_DIRNAME, image_digest, reference_stats
+from cyclegan_tfx.fid.reference import (
+    STATS_DIRNAME,
+    FeatureCache,
+    StreamingFeatures,
+    image_digest,
+)
 from cyclegan_tfx.fid.stats import FeatureSample, FeatureStats
 from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS, DirectionKeys
+
+logger = logging.getLogger(__name__)
 
 METRIC_CLASS_NAME = "TranslationQuality"
 KID_SEED = 0
@@ -102,29 +112,6 @@ def emitted_keys(ground_truth: bool) -> list[str]:
 
 
 @dataclasses.dataclass
-class _Side:
-    """Accumulated features of one image set (real images of a domain, or translations)."""
-
-    stats: FeatureStats | None = None
-    sample: FeatureSample | None = None
-    pending: list[np.ndarray] = dataclasses.field(default_factory=list)
-    pending_digests: list[str] = dataclasses.field(default_factory=list)
-
-    def count(self) -> int:
-        return (0 if self.stats is None else self.stats.count) + len(self.pending)
-
-    def merge(self, other: _Side) -> None:
-        self.pending.extend(other.pending)
-        self.pending_digests.extend(other.pending_digests)
-        if other.stats is not None:
-            self.stats = other.stats.copy() if self.stats is None else self.stats.merge(other.stats)
-        if other.sample is not None:
-            self.sample = (
-                other.sample.copy() if self.sample is None else self.sample.merge(other.sample)
-            )
-
-
-@dataclasses.dataclass
 class _Paired:
     """Per-image ground-truth scores of one direction: of the translation and of the source."""
 
@@ -138,15 +125,20 @@ class _Paired:
 
 @dataclasses.dataclass
 class _Accumulator:
-    real: dict[str, _Side] = dataclasses.field(
-        default_factory=lambda: {d: _Side() for d in schema.DOMAINS}
-    )
-    fake: dict[str, _Side] = dataclasses.field(
-        default_factory=lambda: {d: _Side() for d in DIRECTIONS}
-    )
+    """Real images per domain, translations per direction, paired scores per direction."""
+
+    real: dict[str, StreamingFeatures]
+    fake: dict[str, StreamingFeatures]
     paired: dict[str, _Paired] = dataclasses.field(
         default_factory=lambda: {d: _Paired() for d in DIRECTIONS}
     )
+
+    @classmethod
+    def empty(cls, max_samples: int) -> _Accumulator:
+        return cls(
+            real={d: StreamingFeatures(max_samples) for d in schema.DOMAINS},
+            fake={d: StreamingFeatures(max_samples) for d in DIRECTIONS},
+        )
 
 
 def _decode_truth(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -211,29 +203,25 @@ class _QualityCombiner(beam.CombineFn):
             )
         return self._backbone
 
-    def _flush_side(self, side: _Side) -> None:
-        if not side.pending:
-            return
-        features = self._get_backbone()(np.stack(side.pending))
-        if side.stats is None:
-            side.stats = FeatureStats.empty(features.shape[1])
-            side.sample = FeatureSample.empty(self._settings.kid_max_samples, features.shape[1])
-        side.stats.add(features)
-        side.sample.add(side.pending_digests, features)
-        side.pending.clear()
-        side.pending_digests.clear()
+    def _cache(self) -> FeatureCache | None:
+        """The real images' feature cache (None when `cache_reference_stats` is off)."""
+        if not self._settings.cache_reference_stats:
+            return None
+        backbone = self._get_backbone()
+        root = Path(self._settings.backbone.cache_dir).expanduser() / STATS_DIRNAME
+        return FeatureCache(root, backbone.name, backbone.feature_dim)
 
     def _flush(self, accumulator: _Accumulator, force: bool) -> _Accumulator:
-        sides = list(accumulator.fake.values())
-        if not self._settings.cache_reference_stats:  # else real images wait for the cache
-            sides += list(accumulator.real.values())
-        for side in sides:
-            if side.pending and (force or len(side.pending) >= self._settings.batch_size):
-                self._flush_side(side)
+        backbone, batch = self._get_backbone(), self._settings.batch_size
+        cache = self._cache()
+        for side in accumulator.fake.values():
+            side.flush(backbone, None, batch, force)
+        for side in accumulator.real.values():
+            side.flush(backbone, cache, batch, force)
         return accumulator
 
     def create_accumulator(self) -> _Accumulator:
-        return _Accumulator()
+        return _Accumulator.empty(self._settings.kid_max_samples)
 
     def add_input(
         self, accumulator: _Accumulator, element: metric_types.StandardMetricInputs
@@ -255,12 +243,8 @@ class _QualityCombiner(beam.CombineFn):
             # A translation is keyed by its source image's digest: the samples of the source
             # images and of their translations then hold the same images, row for row.
             digest = image_digest(real[index])
-            for side, image in (
-                (accumulator.real[domain], real[index]),
-                (accumulator.fake[direction], translated[index]),
-            ):
-                side.pending.append(image)
-                side.pending_digests.append(digest)
+            accumulator.real[domain].add(real[index], digest)
+            accumulator.fake[direction].add(translated[index], digest)
             truth = _decode_truth(truths[index], real[index].shape)
             if truth is not None:
                 scores = accumulator.paired[direction]
@@ -269,7 +253,7 @@ class _QualityCombiner(beam.CombineFn):
         return self._flush(accumulator, force=False)
 
     def merge_accumulators(self, accumulators: Iterable[_Accumulator]) -> _Accumulator:
-        merged = _Accumulator()
+        merged = _Accumulator.empty(self._settings.kid_max_samples)
         for accumulator in accumulators:
             for domain in schema.DOMAINS:
                 merged.real[domain].merge(accumulator.real[domain])
@@ -280,19 +264,6 @@ class _QualityCombiner(beam.CombineFn):
 
     def compact(self, accumulator: _Accumulator) -> _Accumulator:
         return self._flush(accumulator, force=True)
-
-    def _real_statistics(self, real: _Side) -> tuple[FeatureStats, FeatureSample]:
-        if not self._settings.cache_reference_stats:
-            self._flush_side(real)
-            return real.stats, real.sample
-        result = reference_stats(
-            real.pending,
-            self._get_backbone(),
-            max_samples=self._settings.kid_max_samples,
-            cache_dir=Path(self._settings.backbone.cache_dir).expanduser() / STATS_DIRNAME,
-            digests=real.pending_digests,
-        )
-        return result.stats, result.sample
 
     def _fid(self, a: tuple[FeatureStats, FeatureSample], b: tuple[FeatureStats, FeatureSample]):
         """FID and its bootstrap spread; from the rows when the samples hold every image."""
@@ -378,9 +349,13 @@ class _QualityCombiner(beam.CombineFn):
                     f"the evaluation needs at least 2 test images of domain {domain}, got "
                     f"{side.count()}; add images to data/test{domain}"
                 )
-        for side in accumulator.fake.values():
-            self._flush_side(side)
-        real = {d: self._real_statistics(side) for d, side in accumulator.real.items()}
+        self._flush(accumulator, force=True)
+        if self._settings.cache_reference_stats:
+            logger.info(
+                "FID features of the real test images: %s from the cache",
+                ", ".join(f"{d} {s.cached} of {s.images}" for d, s in accumulator.real.items()),
+            )
+        real = {d: (side.stats, side.sample) for d, side in accumulator.real.items()}
         values: dict[str, Any] = {}
         for direction in DIRECTIONS:
             fake = accumulator.fake[direction]

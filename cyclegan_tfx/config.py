@@ -314,8 +314,9 @@ class EvaluateConfig:
     KID (Binkowski et al. 2018) needs feature rows, not just sums: at most `kid_max_samples`
     rows per image set are kept (a deterministic, order-independent sample: the rows of the
     images with the smallest content hashes); FID's bootstrap spread resamples the same rows.
-    `cache_reference_stats` caches the real test images' statistics per (backbone, content
-    hash) under `<backbone.cache_dir>/fid_stats/`.
+    `cache_reference_stats` caches the real test images' feature rows per (backbone, image
+    content hash) under `<backbone.cache_dir>/fid_stats/`, so only the translations run
+    through the backbone after the first evaluation of a data version.
     """
 
     backbone: BackboneConfig

@@ -1,4 +1,4 @@
-"""KID feature sample, content hashes and the reference-statistics cache."""
+"""KID feature sample, content hashes, streamed image-set statistics and the feature cache."""
 
 import logging
 
@@ -8,8 +8,7 @@ from fid_fakes import FAKE_DIM, CountingBackbone, random_images
 
 from cyclegan_tfx.fid.distance import kernel_inception_distance
 from cyclegan_tfx.fid.reference import (
-    StatsCache,
-    dataset_hash,
+    StreamingFeatures,
     extract_features,
     image_digest,
     reference_stats,
@@ -65,14 +64,12 @@ def test_sample_validation():
 # --- content hashes -------------------------------------------------------------------------
 
 
-def test_dataset_hash_is_order_independent_and_content_sensitive():
-    images = random_images(6, 8, seed=0)
-    digests = [image_digest(i) for i in images]
-    assert dataset_hash(digests) == dataset_hash(digests[::-1])
-    changed = images.copy()
-    changed[2, 0, 0, 0] ^= 1
-    assert dataset_hash([image_digest(i) for i in changed]) != dataset_hash(digests)
-    assert dataset_hash(digests + digests[:1]) != dataset_hash(digests)  # duplicates count
+def test_image_digest_is_content_and_shape_sensitive():
+    images = random_images(2, 8, seed=0)
+    changed = images[0].copy()
+    changed[0, 0, 0] ^= 1
+    assert image_digest(changed) != image_digest(images[0])
+    assert image_digest(images[0].copy()) == image_digest(images[0])
     flat = images[0].reshape(8, 24, 1)  # same bytes, other shape
     assert image_digest(flat) != image_digest(images[0])
 
@@ -87,31 +84,36 @@ def test_extract_features_groups_by_shape_and_keeps_order():
     assert features.shape == (5, FAKE_DIM)
 
 
-# --- reference statistics cache ------------------------------------------------------------
+# --- per-image feature cache ----------------------------------------------------------------
 
 
-def test_reference_stats_are_cached_and_reused(tmp_path, caplog):
+def _rows(cache_dir):
+    return sorted(cache_dir.rglob("*.npy"))
+
+
+def test_feature_rows_are_cached_per_image_and_reused(tmp_path, caplog):
     images = list(random_images(12, 8, seed=3))
     backbone = CountingBackbone()
-    first = reference_stats(images, backbone, max_samples=5, cache_dir=tmp_path)
-    assert backbone.images_seen == 12
-    assert len(list(tmp_path.glob("*.npz"))) == 1
+    first = reference_stats(images, backbone, max_samples=5, cache_dir=tmp_path, batch_size=5)
+    assert backbone.images_seen == 12 and first.cached == 0
+    assert len(_rows(tmp_path)) == 12
 
     with caplog.at_level(logging.INFO, logger="cyclegan_tfx.fid.reference"):
-        second = reference_stats(images[::-1], backbone, max_samples=5, cache_dir=tmp_path)
-    assert backbone.images_seen == 12, "a cache hit must not run the backbone"
-    assert "cache hit" in caplog.text
-    assert second.stats.count == first.stats.count == 12
+        second = reference_stats(images, backbone, max_samples=5, cache_dir=tmp_path, batch_size=5)
+    assert backbone.images_seen == 12, "cached rows must not run the backbone"
+    assert second.cached == 12 and "12 from the cache" in caplog.text
+    # The same rows added in the same groups: identical sums, bit for bit.
+    assert second.stats.count == 12
     np.testing.assert_array_equal(second.stats.outer_sum, first.stats.outer_sum)
-    np.testing.assert_array_equal(second.sample.rows, first.sample.rows)
-    assert second.backbone == backbone.name and second.data_hash == first.data_hash
+    np.testing.assert_array_equal(second.sample.truncated().rows, first.sample.truncated().rows)
 
-    # Another backbone, another KID sample size or other images: misses.
+    # A new data version with two changed images computes only those two.
+    changed = [*images[:10], *random_images(2, 8, seed=9)]
+    third = reference_stats(changed, backbone, max_samples=5, cache_dir=tmp_path)
+    assert backbone.images_seen == 14 and third.cached == 10
+    # Another backbone has its own rows.
     reference_stats(images, CountingBackbone("other"), max_samples=5, cache_dir=tmp_path)
-    reference_stats(images, backbone, max_samples=6, cache_dir=tmp_path)
-    reference_stats(images[:-1], backbone, max_samples=5, cache_dir=tmp_path)
-    assert backbone.images_seen == 12 + 12 + 11
-    assert len(list(tmp_path.glob("*.npz"))) == 4
+    assert len(_rows(tmp_path)) == 14 + 12
 
 
 def test_cached_stats_give_identical_fid_inputs_and_kid(tmp_path):
@@ -119,6 +121,7 @@ def test_cached_stats_give_identical_fid_inputs_and_kid(tmp_path):
     fresh = reference_stats(images, CountingBackbone(), max_samples=20, cache_dir=None)
     reference_stats(images, CountingBackbone(), max_samples=20, cache_dir=tmp_path)
     cached = reference_stats(images, CountingBackbone(), max_samples=20, cache_dir=tmp_path)
+    assert cached.cached == 20
     np.testing.assert_array_equal(cached.stats.covariance(), fresh.stats.covariance())
     other = CountingBackbone()(random_images(20, 8, seed=5))
     assert kernel_inception_distance(other, cached.sample.rows, 5, 10) == (
@@ -126,21 +129,61 @@ def test_cached_stats_give_identical_fid_inputs_and_kid(tmp_path):
     )
 
 
+def test_streaming_in_any_split_equals_one_pass():
+    images = random_images(30, 8, seed=10)
+    backbone = CountingBackbone()
+    whole = reference_stats(list(images), backbone, max_samples=7, batch_size=4)
+    parts = []
+    for chunk in np.array_split(np.random.default_rng(0).permutation(30), 4):
+        part = StreamingFeatures(7)
+        for index in chunk:
+            part.add(images[index], image_digest(images[index]))
+            part.flush(backbone, None, batch_size=3)
+        parts.append(part)
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.merge(part)
+    merged.flush(backbone, None, batch_size=3, force=True)
+    assert merged.count() == 30 and not merged.pending
+    np.testing.assert_allclose(merged.stats.outer_sum, whole.stats.outer_sum, rtol=1e-12)
+    np.testing.assert_array_equal(merged.sample.truncated().rows, whole.sample.truncated().rows)
+
+
+def test_waiting_images_never_exceed_one_batch():
+    backbone = CountingBackbone()
+    features = StreamingFeatures(4)
+    for image in random_images(50, 8, seed=11):
+        features.add(image, image_digest(image))
+        features.flush(backbone, None, batch_size=6)
+        assert len(features.pending) < 6
+        assert features.sample.keys.shape[0] <= 2 * 4 if features.sample else True
+
+
 def test_corrupt_cache_file_is_recomputed(tmp_path, caplog):
     images = list(random_images(4, 8, seed=6))
     backbone = CountingBackbone()
     reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
-    (cache_file,) = tmp_path.glob("*.npz")
-    cache_file.write_bytes(b"garbage")
+    damaged = _rows(tmp_path)[0]
+    damaged.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
         result = reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
     assert "cannot read" in caplog.text
-    assert backbone.images_seen == 8
+    assert backbone.images_seen == 5 and result.cached == 3
     assert result.stats.count == 4
-    assert StatsCache(tmp_path).load(backbone.name, result.data_hash, 4) is not None
+    assert np.load(damaged).shape == (FAKE_DIM,)  # rewritten
 
 
-def test_unwritable_cache_only_warns(tmp_path, caplog):
+def test_a_row_of_another_shape_is_a_miss(tmp_path, caplog):
+    images = list(random_images(2, 8, seed=12))
+    reference_stats(images, CountingBackbone(), max_samples=4, cache_dir=tmp_path)
+    np.save(_rows(tmp_path)[0], np.zeros(3))
+    backbone = CountingBackbone()
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
+        result = reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
+    assert "not a feature row" in caplog.text and result.cached == 1
+
+
+def test_unwritable_cache_only_warns_once(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
@@ -149,6 +192,12 @@ def test_unwritable_cache_only_warns(tmp_path, caplog):
             CountingBackbone(),
             max_samples=3,
             cache_dir=blocker / "cache",
+            batch_size=1,
         )
     assert result.stats.count == 3
-    assert "cannot write" in caplog.text
+    assert caplog.text.count("cannot write") == 1
+
+
+def test_no_images_is_an_error():
+    with pytest.raises(ValueError, match="no images"):
+        reference_stats([], CountingBackbone(), max_samples=3)

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cache-stats",
         action="store_true",
-        help="cache each folder's statistics under <cache dir>/fid_stats/ and reuse them",
+        help="cache each image's features under <cache dir>/fid_stats/ and reuse them",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)

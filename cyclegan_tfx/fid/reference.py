@@ -1,14 +1,14 @@
-"""Statistics of an image set (FID sums + KID sample), cached on disk per content hash.
+"""Statistics of an image set (FID sums + KID sample), streamed, with per-image feature caching.
 
 The real test images are the same for every evaluated model at a given data version, so their
-features need computing once per backbone. :func:`reference_stats` looks the statistics up in a
-cache keyed by (backbone name, content hash of the decoded images, KID sample size) and computes
-and stores them only on a miss.
+features need computing once per backbone. :class:`FeatureCache` stores each image's feature
+row under its content digest; :class:`StreamingFeatures` accumulates an image set one image
+at a time, taking rows from the cache where it can and running the backbone on batches of the
+rest. Memory is one batch of images plus the bounded KID sample, whatever the number of images;
+a new data version that adds or changes a few images recomputes only those.
 
-Content hash: each image's digest is the SHA-256 of its shape, dtype and pixel bytes
-(:func:`image_digest`); the set's hash is the SHA-256 of the sorted digests
-(:func:`dataset_hash`), so it does not depend on the order or sharding in which the images were
-read, counts duplicates, and changes with any pixel, the image size or the number of images.
+Content digest: the SHA-256 of an image's shape, dtype and pixel bytes (:func:`image_digest`),
+so a row is found again whatever the order or sharding in which the images are read.
 
 The cache key does not see code changes of a backbone with an unchanged name: bump
 :data:`STATS_CACHE_VERSION` whenever a backbone's preprocessing or architecture changes.
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
+import re
 import tempfile
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,8 @@ from cyclegan_tfx.fid.stats import FeatureSample, FeatureStats
 
 logger = logging.getLogger(__name__)
 
-STATS_CACHE_VERSION = 1
+STATS_CACHE_VERSION = 2
+"""Version 2: one feature row per image (version 1 cached whole image sets)."""
 STATS_DIRNAME = "fid_stats"
 
 
@@ -45,9 +45,159 @@ def image_digest(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def dataset_hash(digests: Sequence[str]) -> str:
-    """Order-independent hex SHA-256 of a multiset of image digests."""
-    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+class FeatureCache:
+    """A directory of feature rows, one `.npy` file per (backbone, image digest).
+
+    Layout: `<directory>/features-v<version>/<backbone>/<digest[:2]>/<digest>.npy`. Writes are
+    atomic (temporary file + rename), so concurrent evaluations never read a partial file.
+    Unreadable or mismatching files count as misses; failures to write are logged once, never
+    raised (a read-only cache only costs time).
+
+    Args:
+        directory: The cache's root folder (created on the first store).
+        backbone: The backbone's name (part of the key).
+        dim: The backbone's feature dimension (a row of another length is a miss).
+    """
+
+    def __init__(self, directory: str | Path, backbone: str, dim: int) -> None:
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", backbone)[:60]
+        identity = hashlib.sha256(backbone.encode()).hexdigest()[:8]
+        self.directory = (
+            Path(directory).expanduser()
+            / f"features-v{STATS_CACHE_VERSION}"
+            / f"{readable}-{identity}"
+        )
+        self.dim = dim
+        self._write_failed = False
+
+    def path(self, digest: str) -> Path:
+        """The file that holds (or would hold) the row of the image with this digest."""
+        return self.directory / digest[:2] / f"{digest}.npy"
+
+    def load(self, digest: str) -> np.ndarray | None:
+        """The cached feature row [D] of an image, or None on a miss."""
+        path = self.path(digest)
+        if not path.is_file():
+            return None
+        try:
+            row = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            logger.warning("FID feature cache: cannot read %s (%s); recomputing", path, error)
+            return None
+        if row.shape != (self.dim,) or row.dtype != np.float64 or not np.isfinite(row).all():
+            logger.warning("FID feature cache: %s is not a feature row; recomputing", path)
+            return None
+        return row
+
+    def store(self, digests: Sequence[str], rows: np.ndarray) -> None:
+        """Writes the rows of these images (atomically; errors are logged, not raised)."""
+        for digest, row in zip(digests, rows, strict=True):
+            path = self.path(digest)
+            temp_name = None
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(
+                    dir=path.parent, prefix=".tmp-", suffix=".npy", delete=False
+                ) as f:
+                    temp_name = f.name
+                    np.save(f, np.asarray(row, dtype=np.float64), allow_pickle=False)
+                os.replace(temp_name, path)
+            except OSError as error:
+                if temp_name is not None:
+                    Path(temp_name).unlink(missing_ok=True)
+                if not self._write_failed:
+                    logger.warning(
+                        "FID feature cache: cannot write %s (%s); continuing without", path, error
+                    )
+                self._write_failed = True
+                return
+
+
+@dataclasses.dataclass
+class StreamingFeatures:
+    """FID sums and KID sample of an image set, fed one image at a time; mergeable.
+
+    Images wait until `batch_size` of them have arrived; then the batch's cached rows are
+    read, the backbone runs on the rest, and the batch's rows are added in arrival order (a
+    cached and an uncached run of the same images in the same order give identical sums).
+    Holds no backbone or cache (they are passed in), so Beam can pickle it.
+
+    Attributes:
+        max_samples: Capacity of the KID sample.
+        stats: FID sufficient statistics of the rows added so far (None before the first).
+        sample: The KID sample (rows of the smallest digests).
+        pending: Images waiting for the batch to fill.
+        pending_digests: Their digests.
+        images: Images seen; `cached`: how many of them had a cached row.
+    """
+
+    max_samples: int
+    stats: FeatureStats | None = None
+    sample: FeatureSample | None = None
+    pending: list[np.ndarray] = dataclasses.field(default_factory=list)
+    pending_digests: list[str] = dataclasses.field(default_factory=list)
+    images: int = 0
+    cached: int = 0
+
+    def add(self, image: np.ndarray, digest: str) -> None:
+        """Queues one uint8 image [H, W, 3] with its :func:`image_digest`."""
+        self.pending.append(image)
+        self.pending_digests.append(digest)
+        self.images += 1
+
+    def flush(
+        self,
+        backbone: Backbone,
+        cache: FeatureCache | None,
+        batch_size: int,
+        force: bool = False,
+    ) -> None:
+        """Turns the waiting images into rows once a batch is full (or now, with `force`)."""
+        while self.pending and (force or len(self.pending) >= batch_size):
+            images, self.pending = self.pending[:batch_size], self.pending[batch_size:]
+            digests = self.pending_digests[:batch_size]
+            self.pending_digests = self.pending_digests[batch_size:]
+            self._add_batch(images, digests, backbone, cache)
+
+    def _add_batch(self, images, digests, backbone, cache) -> None:
+        rows = np.empty((len(images), backbone.feature_dim), dtype=np.float64)
+        missing = []
+        for index, digest in enumerate(digests):
+            row = cache.load(digest) if cache is not None else None
+            if row is None:
+                missing.append(index)
+            else:
+                rows[index] = row
+        self.cached += len(images) - len(missing)
+        if missing:
+            rows[missing] = extract_features([images[i] for i in missing], backbone)
+            if cache is not None:
+                cache.store([digests[i] for i in missing], rows[missing])
+        self.add_rows(digests, rows)
+
+    def add_rows(self, digests: Sequence[str], rows: np.ndarray) -> None:
+        """Adds feature rows [n, D] with their digests."""
+        if self.stats is None:
+            self.stats = FeatureStats.empty(rows.shape[1])
+            self.sample = FeatureSample.empty(self.max_samples, rows.shape[1])
+        self.stats.add(rows)
+        self.sample.add(list(digests), rows)
+
+    def count(self) -> int:
+        """Images seen (added rows and waiting images)."""
+        return self.images
+
+    def merge(self, other: StreamingFeatures) -> None:
+        """Adds `other`'s rows and waiting images into this one, in place."""
+        self.pending.extend(other.pending)
+        self.pending_digests.extend(other.pending_digests)
+        self.images += other.images
+        self.cached += other.cached
+        if other.stats is not None:
+            self.stats = other.stats.copy() if self.stats is None else self.stats.merge(other.stats)
+            self.sample = (
+                other.sample.copy() if self.sample is None else self.sample.merge(other.sample)
+            )
 
 
 @dataclasses.dataclass
@@ -58,13 +208,13 @@ class ImageSetStats:
         stats: Mergeable FID sufficient statistics of all the images' features.
         sample: The KID feature sample (rows of the images with the smallest digests).
         backbone: Name of the backbone that produced the features.
-        data_hash: :func:`dataset_hash` of the images.
+        cached: How many of the images' rows came from the cache.
     """
 
     stats: FeatureStats
     sample: FeatureSample
     backbone: str
-    data_hash: str
+    cached: int = 0
 
 
 def extract_features(images: Sequence[np.ndarray], backbone: Backbone) -> np.ndarray:
@@ -86,164 +236,45 @@ def extract_features(images: Sequence[np.ndarray], backbone: Backbone) -> np.nda
     return features
 
 
-def compute_image_set_stats(
-    images: Sequence[np.ndarray],
-    backbone: Backbone,
-    max_samples: int,
-    digests: Sequence[str] | None = None,
-) -> ImageSetStats:
-    """Runs the backbone on `images` and returns their statistics (no cache).
-
-    Args:
-        images: uint8 images [H, W, 3] (or grayscale).
-        backbone: The feature extractor.
-        max_samples: Capacity of the KID sample.
-        digests: :func:`image_digest` of each image, if already known.
-
-    Returns:
-        The statistics.
-    """
-    digests = list(digests) if digests is not None else [image_digest(i) for i in images]
-    if len(digests) != len(images):
-        raise ValueError(f"{len(digests)} digests for {len(images)} images")
-    features = extract_features(images, backbone)
-    return ImageSetStats(
-        stats=FeatureStats.from_features(features),
-        sample=FeatureSample.empty(max_samples, backbone.feature_dim)
-        .add(digests, features)
-        .truncated(),
-        backbone=backbone.name,
-        data_hash=dataset_hash(digests),
-    )
-
-
-class StatsCache:
-    """A directory of :class:`ImageSetStats` files (.npz), keyed by backbone and content.
-
-    Writes are atomic (temporary file + rename), so concurrent evaluations never read a partial
-    file. Unreadable or mismatching files count as misses; failures to write are logged, never
-    raised (a read-only cache only costs time).
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        """Creates the cache (the directory is created on the first store)."""
-        self.directory = Path(directory).expanduser()
-
-    @staticmethod
-    def key(backbone: str, data_hash: str, max_samples: int) -> str:
-        """The cache key of a backbone, content hash and KID sample size."""
-        fields = {
-            "version": STATS_CACHE_VERSION,
-            "backbone": backbone,
-            "data_hash": data_hash,
-            "kid_max_samples": int(max_samples),
-        }
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-    def path(self, backbone: str, data_hash: str, max_samples: int) -> Path:
-        """The file that holds (or would hold) these statistics."""
-        return self.directory / f"{self.key(backbone, data_hash, max_samples)[:40]}.npz"
-
-    def load(self, backbone: str, data_hash: str, max_samples: int) -> ImageSetStats | None:
-        """Returns the cached statistics, or None on a miss."""
-        path = self.path(backbone, data_hash, max_samples)
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                if meta != {
-                    "version": STATS_CACHE_VERSION,
-                    "backbone": backbone,
-                    "data_hash": data_hash,
-                    "kid_max_samples": int(max_samples),
-                }:
-                    logger.warning("FID stats cache: %s belongs to %s; ignoring it", path, meta)
-                    return None
-                stats = FeatureStats(int(data["count"]), data["feature_sum"], data["outer_sum"])
-                sample = FeatureSample(max_samples, data["sample_keys"], data["sample_rows"])
-                result = ImageSetStats(
-                    stats=stats,
-                    sample=sample,
-                    backbone=backbone,
-                    data_hash=data_hash,
-                )
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            logger.warning("FID stats cache: cannot read %s (%s); recomputing", path, error)
-            return None
-        logger.info(
-            "FID stats cache hit: %d images, backbone %s, data %s (%s)",
-            result.stats.count,
-            backbone,
-            data_hash[:12],
-            path,
-        )
-        return result
-
-    def store(self, result: ImageSetStats) -> Path | None:
-        """Writes statistics atomically; returns the file, or None if it could not be written."""
-        max_samples = result.sample.capacity
-        path = self.path(result.backbone, result.data_hash, max_samples)
-        meta = {
-            "version": STATS_CACHE_VERSION,
-            "backbone": result.backbone,
-            "data_hash": result.data_hash,
-            "kid_max_samples": int(max_samples),
-        }
-        sample = result.sample.truncated()
-        temp_name = None
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                dir=self.directory, prefix=".tmp-", suffix=".npz", delete=False
-            ) as f:
-                temp_name = f.name
-                np.savez(
-                    f,
-                    meta=np.array(json.dumps(meta, sort_keys=True)),
-                    count=np.int64(result.stats.count),
-                    feature_sum=result.stats.feature_sum,
-                    outer_sum=result.stats.outer_sum,
-                    sample_keys=sample.keys,
-                    sample_rows=sample.rows,
-                )
-            os.replace(temp_name, path)
-        except OSError as error:
-            logger.warning("FID stats cache: cannot write %s (%s); continuing", path, error)
-            if temp_name is not None:
-                Path(temp_name).unlink(missing_ok=True)
-            return None
-        logger.info("FID stats cached: %s", path)
-        return path
-
-
 def reference_stats(
-    images: Sequence[np.ndarray],
+    images: Iterable[np.ndarray],
     backbone: Backbone,
     *,
     max_samples: int,
     cache_dir: str | Path | None = None,
-    digests: Sequence[str] | None = None,
+    batch_size: int = 64,
 ) -> ImageSetStats:
-    """Statistics of a reference image set, from the cache when possible.
+    """Statistics of an image set, streamed, with feature rows from the cache when possible.
 
     Args:
-        images: uint8 images [H, W, 3] (or grayscale); not run through the backbone on a hit.
+        images: uint8 images [H, W, 3] (or grayscale), any iterable (read once).
         backbone: The feature extractor; its `name` is part of the cache key.
-        max_samples: Capacity of the KID sample (part of the cache key).
-        cache_dir: Directory of the cache; None disables caching.
-        digests: :func:`image_digest` of each image, if already known.
+        max_samples: Capacity of the KID sample.
+        cache_dir: Directory of the feature cache; None disables caching.
+        batch_size: Images per backbone forward pass.
 
     Returns:
-        The statistics (cached or freshly computed and stored).
+        The statistics.
+
+    Raises:
+        ValueError: If there are no images.
     """
-    digests = list(digests) if digests is not None else [image_digest(i) for i in images]
-    cache = StatsCache(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        cached = cache.load(backbone.name, dataset_hash(digests), max_samples)
-        if cached is not None:
-            return cached
-    result = compute_image_set_stats(images, backbone, max_samples, digests)
-    if cache is not None:
-        cache.store(result)
-    return result
+    cache = (
+        FeatureCache(cache_dir, backbone.name, backbone.feature_dim)
+        if cache_dir is not None
+        else None
+    )
+    features = StreamingFeatures(max_samples)
+    for image in images:
+        features.add(image, image_digest(image))
+        features.flush(backbone, cache, batch_size)
+    features.flush(backbone, cache, batch_size, force=True)
+    if features.stats is None:
+        raise ValueError("no images")
+    logger.info(
+        "FID features: %d images, %d from the cache (backbone %s)",
+        features.images,
+        features.cached,
+        backbone.name,
+    )
+    return ImageSetStats(features.stats, features.sample, backbone.name, features.cached)
