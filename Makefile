@@ -16,7 +16,7 @@ IMAGE ?= cyclegan-tfx:latest
 KUBEFLOW_ARGS ?=
 
 .PHONY: setup run compare test test-fast lint format lock data clean help kubeflow image lint-docker models
-.PHONY: explain-gate bench-fid fid-agreement
+.PHONY: explain-gate bench-fid fid-agreement bench-scale bench-bf16
 
 help:
 	@echo "make run     - set up, fetch the sample dataset (DVC), run the whole pipeline (dvc repro)"
@@ -29,6 +29,8 @@ help:
 	@echo "make explain-gate - why the last evaluated model was (not) blessed: every check of the gate"
 	@echo "make bench-fid - FID feature-extraction throughput; Frechet distance eigh vs sqrtm, d=2048"
 	@echo "make fid-agreement - does FID follow the ground truth? rank correlations over training"
+	@echo "make bench-scale - how cost grows: Beam images/s (embedded, Dask 1/2 workers), Evaluator time/RSS, step GFLOP/s"
+	@echo "make bench-bf16 - bfloat16 vs float32 training: quality over seeds and speed (reports/bf16_quality.md)"
 
 setup: $(STAMP)
 
@@ -101,6 +103,15 @@ explain-gate: setup
 
 bench-fid: setup
 	$(PY) bench/fid.py --params params.yaml
+
+# About 10 minutes on 2 cores; writes nothing in the repo (figures: README "How cost grows").
+bench-scale: setup
+	$(PY) bench/scale.py --params params.yaml --json build/bench_scale.json
+
+# 3 seeds x {float32, bfloat16} at the params.yaml budget (about 15 minutes on 2 cores).
+bench-bf16: data
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro preprocess
+	$(PY) bench/bf16_quality.py --params params.yaml
 
 # Trains the default model once, scoring FID/KID and the ground-truth metrics every 3 epochs;
 # writes reports/fid_agreement.{md,json} (rank correlations, the curve).

@@ -31,8 +31,7 @@ from cyclegan_tfx.fid.backbone import load_backbone
 from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.cyclegan import CycleGAN
-from cyclegan_tfx.model.schedules import Timeline
-from cyclegan_tfx.model.train import steps_per_epoch, train_and_export
+from cyclegan_tfx.model.train import serving_generators, steps_per_epoch, train_and_export
 from cyclegan_tfx.strategies import OptimizerStrategy
 from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
 
@@ -54,49 +53,66 @@ def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
     return config.replace(train=train)
 
 
+def train_and_score(
+    config: Config, test_set: TestSetScorer, eval_every_steps: int | None = None
+) -> dict[str, Any]:
+    """Trains one configuration outside the pipeline and scores it on the test split.
+
+    Args:
+        config: The run's configuration (seed, model, train).
+        test_set: Scores the generators (FID/KID both ways, paired scores if any).
+        eval_every_steps: Also score every this many steps (the curve); None: at the end only.
+
+    Returns:
+        {"steps", "wall_seconds", "final_losses", "final": scores at the last step, "curve"}.
+    """
+    train_files, _ = preprocessed_files(config)
+    curve: list[dict[str, float]] = []
+
+    def monitor(done: int, cyclegan: CycleGAN) -> None:
+        last = done == cyclegan.timeline.total_steps
+        if last or (eval_every_steps and done % eval_every_steps == 0):
+            # What would be exported and served (float32 even after bfloat16 training).
+            ab, ba = serving_generators(cyclegan, config.model, config.preprocess.image_size)
+            scores = test_set.scores({"a2b": ab, "b2a": ba})
+            curve.append({"step": done, **scores})
+            logger.info("step %d: %s", done, curve[-1])
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train_and_export(
+            train_files,
+            config.model,
+            config.train,
+            config.preprocess.image_size,
+            config.seed,
+            Path(scratch) / "run",
+            Path(scratch) / "export",
+            on_step=monitor,
+        )
+    final = curve[-1] if curve and curve[-1]["step"] == result.steps else None
+    return {
+        "steps": result.steps,
+        "wall_seconds": time.monotonic() - started,
+        "final_losses": {k: result.final_losses[k] for k in sorted(result.final_losses)},
+        "final": final,
+        "curve": curve,
+    }
+
+
 def compare(
     config: Config, strategies: list[str], epochs: float, eval_every_epochs: float
 ) -> dict[str, Any]:
     """Trains every strategy and returns the curves and final scores."""
     train_files, test_files = preprocessed_files(config)
-    size = config.preprocess.image_size
     test_set = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
     per_epoch = steps_per_epoch(data.count_domains(train_files), config.train.batch_size)
     eval_every = max(1, round(eval_every_epochs * per_epoch))
-    total = Timeline.from_epochs(epochs, 0, per_epoch).total_steps
     results: dict[str, Any] = {"epochs": epochs, "steps_per_epoch": per_epoch, "runs": {}}
     for strategy in strategies:
+        logger.info("training with strategy %s", strategy)
         run_config = _strategy_config(config, strategy, epochs)
-        curve: list[dict[str, float]] = []
-
-        def monitor(done: int, cyclegan: CycleGAN, curve=curve, name=strategy) -> None:
-            if done % eval_every == 0 or done == total:
-                nets = cyclegan.networks
-                scores = test_set.scores({"a2b": nets.generator_ab, "b2a": nets.generator_ba})
-                curve.append({"step": done, **scores})
-                logger.info("%s step %d: %s", name, done, curve[-1])
-
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory() as scratch:
-            result = train_and_export(
-                train_files,
-                run_config.model,
-                run_config.train,
-                size,
-                run_config.seed,
-                Path(scratch) / "run",
-                Path(scratch) / "export",
-                on_step=monitor,
-            )
-        wall = time.monotonic() - started
-        final = curve[-1] if curve and curve[-1]["step"] == result.steps else None
-        results["runs"][strategy] = {
-            "steps": result.steps,
-            "wall_seconds": wall,
-            "final_losses": {k: result.final_losses[k] for k in sorted(result.final_losses)},
-            "final": final,
-            "curve": curve,
-        }
+        results["runs"][strategy] = train_and_score(run_config, test_set, eval_every)
     results["backbone"] = test_set.backbone.name
     return results
 

@@ -207,7 +207,7 @@ class TrainConfig:
     schedule: ScheduleConfig
     checkpoint_every_steps: int = 100
     restart: bool = False
-    mixed_precision: bool = False
+    mixed_precision: bool | Literal["auto"] = "auto"
     random_jitter: bool = True
     jitter_scale: float = 286 / 256
     random_flip: bool = True
@@ -491,7 +491,16 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         args = get_args(hint)
         if value is None and type(None) in args:
             return None
-        return _coerce(next(a for a in args if a is not type(None)), value, key)
+        alternatives = [a for a in args if a is not type(None)]
+        if len(alternatives) == 1:
+            return _coerce(alternatives[0], value, key)
+        problems = []
+        for alternative in alternatives:  # e.g. `bool | Literal["auto"]`: the first that fits
+            try:
+                return _coerce(alternative, value, key)
+            except ConfigError as error:
+                problems.append(str(error).removeprefix(f"{key}: "))
+        raise ConfigError(f"{key}: {value!r} fits none of: " + "; ".join(problems))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         names = [member.value for member in hint]
         if value not in names:

@@ -39,6 +39,7 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.model.image_pool import ImagePool
 from cyclegan_tfx.model.networks import build_discriminator, build_generator
+from cyclegan_tfx.model.precision import resolve_mixed_precision
 from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, build_adam, learning_rate_at
 from cyclegan_tfx.strategies import GENERATORS
 
@@ -168,7 +169,8 @@ class CycleGAN:
         self._translate = distributed(self._translate_impl)
 
     def _build(self, model_config, train_config, timeline, image_size) -> None:
-        self.networks = build_networks(model_config, image_size, train_config.mixed_precision)
+        self.mixed_precision = resolve_mixed_precision(train_config.mixed_precision)
+        self.networks = build_networks(model_config, image_size, self.mixed_precision)
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         setup = train_config.optimizer
         self.strategy = setup.strategy

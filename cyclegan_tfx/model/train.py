@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -25,6 +26,7 @@ from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
 from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
 from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.export import export_generators
+from cyclegan_tfx.model.networks import build_generator
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.training_log import TrainingLog
 
@@ -257,12 +259,31 @@ def train_and_export(
     if not chief:
         shutil.rmtree(scratch, ignore_errors=True)
         return TrainResult(steps, examples, final, seconds, fingerprint, chief=False)
-    export_generators(
-        cyclegan.networks.generator_ab, cyclegan.networks.generator_ba, size, export_dir
-    )
+    export_generators(*serving_generators(cyclegan, model_config, size), size, export_dir)
     if checkpoints is not None:
         checkpoints.remove_all()
     return TrainResult(steps, examples, final, seconds, fingerprint)
+
+
+def serving_generators(
+    cyclegan: CycleGAN, model_config: ModelConfig, image_size: int
+) -> tuple[keras.Model, keras.Model]:
+    """The generators to export (A->B, B->A): float32 whatever precision trained them.
+
+    bfloat16 is a training speed-up. The served model computes in float32: it runs at full
+    speed on servers without bfloat16 hardware, and the session-based loader reproduces it to
+    a grey level (bfloat16 kernels differ by several between runtimes). The weights are the
+    trained float32 weights (mixed precision keeps float32 weights), so nothing is lost.
+    """
+    trained = (cyclegan.networks.generator_ab, cyclegan.networks.generator_ba)
+    if not cyclegan.mixed_precision:
+        return trained
+    copies = []
+    for network in trained:
+        copy = build_generator(model_config, network.name, image_size)  # float32 policy
+        copy.set_weights(network.get_weights())
+        copies.append(copy)
+    return copies[0], copies[1]
 
 
 def _is_remote(path: str | Path) -> bool:

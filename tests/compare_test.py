@@ -1,0 +1,53 @@
+"""Training and scoring outside the pipeline (`make compare`, the bf16 and study benchmarks)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import synthetic_pairs, tiny_config, write_examples
+from fid_fakes import CountingBackbone
+
+from cyclegan_tfx.compare import train_and_score
+from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = tiny_config(tmp_path, epochs=2.0)
+    root = tmp_path / "build" / "preprocessed"
+    write_examples(
+        root / "train" / "data.tfrecord",
+        {"A": synthetic_pairs(8, 16, "A", 0)[0], "B": synthetic_pairs(8, 16, "B", 1)[0]},
+    )
+    test_a, truth_a = synthetic_pairs(6, 16, "A", 2)
+    test_b, truth_b = synthetic_pairs(6, 16, "B", 3)
+    write_examples(
+        root / "test" / "data.tfrecord",
+        {"A": test_a, "B": test_b},
+        split="test",
+        truths={"A": truth_a, "B": truth_b},
+    )
+    paths = dataclasses.replace(config.paths, preprocessed=str(root))
+    return config.replace(paths=paths)
+
+
+def test_train_and_score_scores_the_curve_and_the_final_model(config):
+    _, test_files = preprocessed_files(config)
+    test_set = TestSetScorer(test_files, CountingBackbone(), kid_subsets=2)
+    result = train_and_score(config, test_set, eval_every_steps=4)
+    assert result["steps"] == 8
+    assert [point["step"] for point in result["curve"]] == [4, 8]
+    final = result["final"]
+    assert final["step"] == 8
+    for key in ("fid_a2b", "fid_b2a", "kid_a2b", "mae_a2b", "psnr_b2a", "ssim_b2a"):
+        assert np.isfinite(final[key]), key
+    # The same seed gives the same model and the same scores.
+    again = train_and_score(config, test_set)
+    assert again["final"]["mae_a2b"] == final["mae_a2b"]
+
+
+def test_bfloat16_runs_are_scored_on_the_float32_export(config):
+    mixed = config.replace(train=dataclasses.replace(config.train, mixed_precision=True))
+    _, test_files = preprocessed_files(config)
+    result = train_and_score(mixed, TestSetScorer(test_files, CountingBackbone(), kid_subsets=2))
+    assert np.isfinite(result["final"]["mae_a2b"])
