@@ -56,24 +56,12 @@ def write_dataset(root: Path, total: int, seed: int = 0) -> Path:
 
 
 def _preprocess(data_dir: Path, out: Path, args: list[str], image_size: int) -> float:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     from cyclegan_tfx.config import PreprocessConfig
-    from cyclegan_tfx.preprocess import beam_pipeline
+    from cyclegan_tfx.preprocess.beam_pipeline import run_preprocessing
 
     config = PreprocessConfig(image_size=image_size, num_shards=2, extensions=(".png",))
     started = time.perf_counter()
-    pipeline = beam.Pipeline(options=PipelineOptions(args))
-    beam_pipeline.build_pipeline(
-        pipeline,
-        str(data_dir),
-        str(out / "preprocessed"),
-        str(out / "reports"),
-        str(out / "metrics.json"),
-        config,
-    )
-    beam_pipeline.run_to_completion(pipeline)
+    run_preprocessing(str(data_dir), str(out), config, args)
     return time.perf_counter() - started
 
 
@@ -286,6 +274,16 @@ def bench_train(params: str, steps: int) -> list[dict]:
 # --- report ------------------------------------------------------------------------------
 
 
+def _print_table(
+    title: str, rows: list[dict], columns: list[tuple[str, str, str]], note: str = ""
+) -> None:
+    print(f"## {title}\n")
+    if note:
+        print(f"{note}\n")
+    print(_table(rows, columns))
+    print()
+
+
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     head = "| " + " | ".join(title for title, _, _ in columns) + " |"
     rule = "| " + " | ".join("---" for _ in columns) + " |"
@@ -323,36 +321,16 @@ def main() -> None:
         if "preprocess" not in args.skip or "evaluate" not in args.skip:
             rows = bench_preprocess(datasets, work, image_size)
             figures["preprocess"] = rows
-            print("## Preprocessing (Beam job: decode, validate, resize, TFRecords)\n")
-            print(
-                _table(
-                    rows,
-                    [
-                        ("runner", "runner", "s"),
-                        ("images", "images", "d"),
-                        ("seconds", "seconds", ".1f"),
-                        ("images/s", "images_per_second", ".1f"),
-                    ],
-                )
-            )
-            print()
+            columns = [("runner", "runner", "s"), ("images", "images", "d")]
+            columns += [("seconds", "seconds", ".1f"), ("images/s", "images_per_second", ".1f")]
+            _print_table("Preprocessing (Beam job: decode, validate, resize)", rows, columns)
         if "evaluate" not in args.skip:
             splits = {n // 2: work / f"embedded-{n}" / "preprocessed" / "test" for n in args.sizes}
             rows = bench_evaluate(args.params, splits, work, args.kid_max_samples)
             figures["evaluate"] = rows
-            print("## Evaluator metric (TFMA run_model_analysis, FID/KID both ways)\n")
-            print(
-                _table(
-                    rows,
-                    [
-                        ("test images", "test_images", "d"),
-                        ("feature cache", "cache", "s"),
-                        ("seconds", "seconds", ".1f"),
-                        ("peak RSS (MiB)", "peak_rss_mb", ".0f"),
-                    ],
-                )
-            )
-            print()
+            columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
+            columns += [("seconds", "seconds", ".1f"), ("peak RSS (MiB)", "peak_rss_mb", ".0f")]
+            _print_table("Evaluator metric (TFMA, FID/KID both ways)", rows, columns)
         if "train" not in args.skip:
             import tensorflow as tf
 
@@ -363,24 +341,14 @@ def main() -> None:
             for row in rows:
                 row["of_matmul"] = row["gflops"] / matmul[row["precision"]]
             figures["train"] = rows
-            print("## Training step (GFLOP counted by TensorFlow's profiler from the step graph)\n")
-            print(
+            note = (
                 f"matmul 2048x2048: float32 {matmul['float32']:.0f} GFLOP/s, "
-                f"bfloat16 {matmul['bfloat16']:.0f} GFLOP/s\n"
+                f"bfloat16 {matmul['bfloat16']:.0f} GFLOP/s"
             )
-            print(
-                _table(
-                    rows,
-                    [
-                        ("network", "network", "s"),
-                        ("precision", "precision", "s"),
-                        ("GFLOP/step", "gflop_per_step", ".2f"),
-                        ("ms/step", "ms_per_step", ".0f"),
-                        ("GFLOP/s", "gflops", ".1f"),
-                        ("of matmul rate", "of_matmul", ".0%"),
-                    ],
-                )
-            )
+            columns = [("network", "network", "s"), ("precision", "precision", "s")]
+            columns += [("GFLOP/step", "gflop_per_step", ".2f"), ("ms/step", "ms_per_step", ".0f")]
+            columns += [("GFLOP/s", "gflops", ".1f"), ("of matmul rate", "of_matmul", ".0%")]
+            _print_table("Training step (GFLOP: TensorFlow's profiler)", rows, columns, note)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 

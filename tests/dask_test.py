@@ -58,16 +58,7 @@ def _dask_args(cluster) -> list[str]:
 
 
 def _preprocess(data_dir: Path, out: Path, args: list[str]) -> None:
-    pipeline = beam.Pipeline(options=PipelineOptions(args))
-    beam_pipeline.build_pipeline(
-        pipeline,
-        str(data_dir),
-        str(out / "preprocessed"),
-        str(out / "reports"),
-        str(out / "metrics.json"),
-        CONFIG,
-    )
-    beam_pipeline.run_to_completion(pipeline)
+    beam_pipeline.run_preprocessing(str(data_dir), str(out), CONFIG, args)
 
 
 def _files(root: Path) -> dict[str, bytes]:

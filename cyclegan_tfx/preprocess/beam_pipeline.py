@@ -40,6 +40,7 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from cyclegan_tfx import schema
 from cyclegan_tfx.config import PreprocessConfig
@@ -508,6 +509,36 @@ def run_to_completion(pipeline: beam.Pipeline) -> None:
         client = getattr(result, "client", None)
         if client is not None:
             client.close()
+
+
+def run_preprocessing(
+    data_dir: str,
+    output_root: str,
+    config: PreprocessConfig,
+    beam_args: Sequence[str] = (),
+) -> None:
+    """Builds and runs the job with outputs under one folder (tests, benchmarks).
+
+    Writes `<output_root>/preprocessed/`, `<output_root>/reports/` and
+    `<output_root>/metrics.json`.
+
+    Args:
+        data_dir: Dataset root in the CycleGAN layout.
+        output_root: Folder of every output.
+        config: The `preprocess` section.
+        beam_args: Beam flags (runner and its options).
+    """
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    root = output_root.rstrip("/")
+    build_pipeline(
+        pipeline,
+        data_dir,
+        f"{root}/preprocessed",
+        f"{root}/reports",
+        f"{root}/metrics.json",
+        config,
+    )
+    run_to_completion(pipeline)
 
 
 def delete_stale_shards(output_dir: str) -> int:
