@@ -8,7 +8,8 @@ On a synthetic dataset it writes (random smooth 96 px PNGs, CycleGAN layout), pr
 2. The Evaluator's metric (TFMA `run_model_analysis` with the project's EvalConfig on an
    exported, untrained generator at the params.yaml size) at two test-split sizes: wall time
    and the peak RSS of the process that ran it (a fresh process per size, so the peaks do not
-   mix), with a cold and a warm feature cache.
+   mix), with a cold and a warm feature cache; and the peak RSS of the metric's combiner alone
+   (no TFMA or Beam; a cheap stand-in backbone) at 1x and 3x the larger test split.
 3. Training-step throughput: GFLOP per step counted by TensorFlow's profiler from the step
    graph's op shapes (forward and backward), achieved GFLOP/s in float32 and bfloat16, next to
    the machine's measured matmul GFLOP/s, for the params.yaml network and the paper's.
@@ -170,17 +171,79 @@ def bench_evaluate(
                 "out": str(work / f"eval-{total}-{state.split()[0]}"),
                 "kid_max_samples": kid_max_samples,
             }
-            process = subprocess.run(
-                [sys.executable, "-c", _EVALUATE, json.dumps(arguments)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if process.returncode != 0:
-                raise RuntimeError(process.stderr[-3000:])
-            line = next(x for x in process.stdout.splitlines() if x.startswith("RESULT "))
-            rows.append({"test_images": total, "cache": state, **json.loads(line[7:])})
+            rows.append({"test_images": total, "cache": state, **_child(_EVALUATE, arguments)})
     return rows
+
+
+_COMBINER = """
+import json, resource, sys
+import numpy as np
+from tensorflow_model_analysis.metrics import metric_types
+from components.quality_metrics import _QualityCombiner, _Settings, emitted_keys
+from cyclegan_tfx.config import BackboneConfig
+
+class Projection:  # a cheap stand-in backbone with the real feature dimension (memory only)
+    name, is_standard, feature_dim = "random-projection-2048", False, 2048
+    def __init__(self):
+        self.weights = np.random.default_rng(0).standard_normal((16 * 16 * 3, 2048)) / 30
+    def __call__(self, images):
+        pixels = np.asarray(images, np.float64)[:, ::4, ::4, :].reshape(len(images), -1)
+        return pixels / 255 @ self.weights
+
+class Element:
+    features = None
+    def __init__(self, predictions):
+        self.predictions = predictions
+    def get_predictions(self, name):
+        return self.predictions
+
+args = json.loads(sys.argv[1])
+settings = _Settings(BackboneConfig(cache_dir=args["cache"]), 16, 10, 50,
+                     args["kid_max_samples"], True, 10, False, {}, {})
+combiner = _QualityCombiner(
+    {k: metric_types.MetricKey(name=k) for k in emitted_keys(False)}, "", settings
+)
+combiner._backbone = Projection()
+rng = np.random.default_rng(1)
+accumulator = combiner.create_accumulator()
+for index in range(args["images"]):
+    real = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    is_a = np.array([index % 2])
+    element = Element({"real": real, "translated": 255 - real, "is_domain_a": is_a})
+    accumulator = combiner.add_input(accumulator, element)
+combiner.extract_output(combiner.compact(accumulator))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps({"peak_rss_mb": peak}))
+"""
+
+
+def bench_combiner_memory(sizes: list[int], work: Path, kid_max_samples: int) -> list[dict]:
+    """Peak RSS of the quality metric's combiner alone (no TFMA, no Beam), per test-split size.
+
+    The backbone is a random projection to 2,048 features (the real dimension, a fraction of
+    the cost), so this measures what the project's metric holds, not Inception's speed.
+    """
+    rows = []
+    for images in sizes:
+        cache = work / f"combiner-cache-{images}"
+        for state in ("cold cache", "warm cache"):
+            arguments = {"images": images, "cache": str(cache), "kid_max_samples": kid_max_samples}
+            rows.append({"test_images": images, "cache": state, **_child(_COMBINER, arguments)})
+    return rows
+
+
+def _child(script: str, arguments: dict) -> dict:
+    """Runs `script` in a fresh Python process; returns what it printed after RESULT."""
+    process = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if process.returncode != 0:
+        raise RuntimeError(process.stderr[-3000:])
+    line = next(x for x in process.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
 
 
 # --- 3. training step --------------------------------------------------------------------
@@ -298,7 +361,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--sizes", type=int, nargs=2, default=[400, 4000])
     parser.add_argument("--train-steps", type=int, default=3)
-    stages = ["preprocess", "evaluate", "train"]
+    stages = ["preprocess", "evaluate", "memory", "train"]
     parser.add_argument("--skip", nargs="*", default=[], choices=stages)
     parser.add_argument(
         "--kid-max-samples", type=int, default=None, help="override evaluate.kid_max_samples"
@@ -317,7 +380,9 @@ def main() -> None:
     print(f"machine: {figures['machine']}\n")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         work = Path(scratch)
-        datasets = {n: write_dataset(work / f"data-{n}", n, seed=n) for n in args.sizes}
+        datasets = {}
+        if "preprocess" not in args.skip or "evaluate" not in args.skip:
+            datasets = {n: write_dataset(work / f"data-{n}", n, seed=n) for n in args.sizes}
         if "preprocess" not in args.skip or "evaluate" not in args.skip:
             rows = bench_preprocess(datasets, work, image_size)
             figures["preprocess"] = rows
@@ -331,6 +396,24 @@ def main() -> None:
             columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
             columns += [("seconds", "seconds", ".1f"), ("peak RSS (MiB)", "peak_rss_mb", ".0f")]
             _print_table("Evaluator metric (TFMA, FID/KID both ways)", rows, columns)
+            kid = args.kid_max_samples or 2000
+            rows = bench_combiner_memory(
+                [max(args.sizes) // 2, 3 * max(args.sizes) // 2], work, kid
+            )
+            figures["combiner_memory"] = rows
+            columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
+            columns += [("peak RSS (MiB)", "peak_rss_mb", ".0f")]
+            note = f"the metric's combiner alone (no TFMA), kid_max_samples {kid}"
+            _print_table("Evaluator metric's own memory", rows, columns, note)
+        if "memory" not in args.skip:
+            kid = args.kid_max_samples or 2000
+            largest = max(args.sizes) // 2
+            rows = bench_combiner_memory([largest, 3 * largest], work, kid)
+            figures["combiner_memory"] = rows
+            columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
+            columns += [("peak RSS (MiB)", "peak_rss_mb", ".0f")]
+            note = f"the metric's combiner alone (no TFMA), kid_max_samples {kid}"
+            _print_table("Evaluator metric's own memory", rows, columns, note)
         if "train" not in args.skip:
             import tensorflow as tf
 
