@@ -208,8 +208,15 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(tmp_path):
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "pipeline run"], repo)
     _run([DVC, "push", "-q"], repo)
+    # `dvc artifacts get` finds versions by their GTO tags: promoting with --tag creates them.
+    (version,) = [p.name for p in serving.iterdir() if (p / "saved_model.pb").is_file()]
+    promote = ["models", "promote", version, "--to", "production", "--tag"]
+    _run([str(BIN / "cyclegan-tfx"), *promote], repo)
     fetched = tmp_path / "fetched"
-    _run([DVC, "artifacts", "get", str(repo), "cyclegan", "-o", str(fetched)], tmp_path)
+    _run(
+        [DVC, "artifacts", "get", str(repo), "cyclegan", "--stage", "prod", "-o", str(fetched)],
+        tmp_path,
+    )
     assert (fetched / "saved_model.pb").is_file()
     assert (fetched / "assets.extra" / "cyclegan_tfx.json").is_file()
 

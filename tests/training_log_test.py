@@ -1,5 +1,9 @@
 """The DVCLive training curves: one row per step, resumable, linear in the number of steps."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from cyclegan_tfx.model.training_log import TrainingLog, curve_files
 
 NETWORKS = ("generator_ab", "discriminator_a")
@@ -33,3 +37,17 @@ def test_a_fresh_run_starts_new_curves(tmp_path):
     _log(TrainingLog(tmp_path / "live", resume_step=None), range(1, 3))
     for path in curve_files(tmp_path / "live"):
         assert _steps(path) == [1, 2]
+
+
+def test_logs_in_a_git_repository_without_commits(tmp_path, monkeypatch):
+    # `git init`, `dvc init`, `dvc repro` before the first commit: DVCLive alone fails there
+    # ("Empty git repo"); the curves must still be written.
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(bin_dir / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    log = TrainingLog(tmp_path / "live", resume_step=None)
+    log.log(1, {"generator_ab": 1.0}, {"generator_ab": 0.1})
+    log.close()
+    (curve,) = [p for p in curve_files(tmp_path / "live") if p.match("loss/generator_ab.tsv")]
+    assert curve.read_text().splitlines() == ["step\tgenerator_ab", "1\t1.0"]

@@ -18,10 +18,28 @@ import shutil
 from pathlib import Path
 
 import tensorflow as tf
+from scmrepo.exceptions import SCMError
 
 from dvclive import Live
 
 logger = logging.getLogger(__name__)
+
+
+class _Live(Live):
+    """DVCLive that also works in a Git repository without commits.
+
+    DVCLive 3 asks the DVC repository's Git for its HEAD while starting and fails with
+    "Empty git repo" before its own no-commits check (a `git init` followed by `dvc repro`
+    before the first commit). The curves need none of that integration (this log saves no DVC
+    experiment and writes no dvc.yaml), so it is skipped there with a note.
+    """
+
+    def _init_dvc(self) -> None:
+        try:
+            super()._init_dvc()
+        except SCMError as error:
+            logger.info("DVCLive: %s (no commit yet); logging the curves without Git", error)
+
 
 METRIC_GROUPS = ("loss", "lr")
 """`loss/<network>` and `lr/<network>` curves."""
@@ -61,7 +79,7 @@ class TrainingLog:
             shutil.rmtree(self.live_dir, ignore_errors=True)
         else:
             truncate(self.live_dir, resume_step)
-        self.live = Live(
+        self.live = _Live(
             dir=str(self.live_dir),
             resume=resume_step is not None,
             report=None,
