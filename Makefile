@@ -16,7 +16,7 @@ IMAGE ?= cyclegan-tfx:latest
 KUBEFLOW_ARGS ?=
 
 .PHONY: setup run compare test test-fast lint format lock data clean help kubeflow image lint-docker models
-.PHONY: explain-gate bench-fid fid-agreement bench-scale bench-bf16
+.PHONY: explain-gate bench-fid fid-agreement bench-scale bench-bf16 study
 
 help:
 	@echo "make run     - set up, fetch the sample dataset (DVC), run the whole pipeline (dvc repro)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-fid - FID feature-extraction throughput; Frechet distance eigh vs sqrtm, d=2048"
 	@echo "make fid-agreement - does FID follow the ground truth? rank correlations over training"
 	@echo "make bench-scale - how cost grows: Beam images/s (embedded, Dask 1/2 workers), Evaluator time/RSS, step GFLOP/s"
+	@echo "make study  - the optimizer study: study/study.yaml's grid as DVC experiments (reports/optimizer_study.md)"
 	@echo "make bench-bf16 - bfloat16 vs float32 training: quality over seeds and speed (reports/bf16_quality.md)"
 
 setup: $(STAMP)
@@ -46,7 +47,7 @@ lock:
 	$(BIN)/uv pip compile --quiet requirements.in --python-version 3.10 -o requirements.lock
 
 data: setup
-	$(BIN)/dvc pull --quiet data.dvc
+	$(BIN)/dvc pull --quiet data.dvc data_uneven.dvc
 
 # dvc.yaml stages call `python`: put the virtualenv first on PATH for them.
 run: data
@@ -112,6 +113,14 @@ bench-scale: setup
 bench-bf16: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro preprocess
 	$(PY) bench/bf16_quality.py --params params.yaml
+
+# The optimizer study (README "Do separate optimizers help?"): every run of study/study.yaml's
+# grid is a DVC experiment (`dvc exp show`); writes reports/optimizer_study.{md,json} and the
+# curves (`dvc plots show`). About 60 minutes on 2 cores; a small grid, e.g.
+# make study STUDY_ARGS="--variants ttur --datasets sample --seeds 1 2 --epochs 2", in minutes.
+STUDY_ARGS ?=
+study: data
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m cyclegan_tfx.study $(STUDY_ARGS)
 
 # Trains the default model once, scoring FID/KID and the ground-truth metrics every 3 epochs;
 # writes reports/fid_agreement.{md,json} (rank correlations, the curve).

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download-inception": ("cyclegan_tfx.fid.download", "fetch the standard FID weights"),
     "fid-agreement": ("cyclegan_tfx.agreement", "does FID follow the ground truth?"),
     "compare": ("cyclegan_tfx.compare", "train every optimizer strategy and compare"),
+    "study": ("cyclegan_tfx.study.__main__", "the optimizer study: a grid of DVC experiments"),
     "kubeflow": ("pipeline.kubeflow_runner", "compile the pipeline for Kubeflow / Vertex AI"),
 }
 

@@ -54,7 +54,10 @@ def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
 
 
 def train_and_score(
-    config: Config, test_set: TestSetScorer, eval_every_steps: int | None = None
+    config: Config,
+    test_set: TestSetScorer,
+    eval_every_steps: int | None = None,
+    curve_distances: bool = True,
 ) -> dict[str, Any]:
     """Trains one configuration outside the pipeline and scores it on the test split.
 
@@ -62,6 +65,8 @@ def train_and_score(
         config: The run's configuration (seed, model, train).
         test_set: Scores the generators (FID/KID both ways, paired scores if any).
         eval_every_steps: Also score every this many steps (the curve); None: at the end only.
+        curve_distances: FID/KID at every point of the curve too; False: the paired scores
+            only before the last step (much cheaper), every score at the last.
 
     Returns:
         {"steps", "wall_seconds", "final_losses", "final": scores at the last step, "curve"}.
@@ -74,7 +79,7 @@ def train_and_score(
         if last or (eval_every_steps and done % eval_every_steps == 0):
             # What would be exported and served (float32 even after bfloat16 training).
             ab, ba = serving_generators(cyclegan, config.model, config.preprocess.image_size)
-            scores = test_set.scores({"a2b": ab, "b2a": ba})
+            scores = test_set.scores({"a2b": ab, "b2a": ba}, distances=last or curve_distances)
             curve.append({"step": done, **scores})
             logger.info("step %d: %s", done, curve[-1])
 

@@ -52,6 +52,10 @@ class Paths:
     reports: str
     dvclive: str = "dvclive"
     model: str = "model"
+    # The optimizer study's second dataset (domain B far less varied than A) and its TFRecords.
+    data_uneven: str = "data_uneven"
+    preprocessed_uneven: str = "build/preprocessed_uneven"
+    study_run: str = "study/run"  # one study run's metrics and curve (DVC experiments)
     root: str = "."
 
     def resolve(self, name: str) -> Path:
@@ -357,6 +361,34 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = ()
 
 
+StudyDataset = Literal["sample", "uneven"]
+STUDY_DATASETS: dict[str, str] = {"sample": "preprocessed", "uneven": "preprocessed_uneven"}
+"""Study dataset name -> the `paths` entry of its TFRecords."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRunConfig:
+    """One run of the optimizer study (`study_run`; the grid is study.yaml, `make study`).
+
+    The run trains `train` (with `seed`, `model`) for `epochs`, the schedules decaying over the
+    last `decay_epochs`, on `dataset`, and scores it on the test split every
+    `eval_every_epochs` and at the end.
+    """
+
+    dataset: StudyDataset = "sample"
+    epochs: float = 20.0
+    decay_epochs: float = 10.0
+    eval_every_epochs: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "study_run.epochs must be > 0")
+        _check(
+            0 <= self.decay_epochs <= self.epochs,
+            "study_run.decay_epochs must be in [0, study_run.epochs]",
+        )
+        _check(self.eval_every_epochs > 0, "study_run.eval_every_epochs must be > 0")
+
+
 @dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
     """Compilation of the pipeline for Kubeflow Pipelines v2 / Vertex AI (`kubeflow`).
@@ -410,6 +442,7 @@ class Config:
     evaluate: EvaluateConfig
     pipeline: PipelineConfig
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+    study_run: StudyRunConfig = dataclasses.field(default_factory=StudyRunConfig)
 
     def __post_init__(self) -> None:
         size, downs = self.preprocess.image_size, self.model.unet_downsamplings

@@ -16,6 +16,10 @@ Domain A keeps the crops as they are; domain B gets the :func:`winter_grade` col
 The output follows the CycleGAN layout `out_dir/{trainA,trainB,testA,testB}/NNNN.png`, and the
 same seed gives byte-identical files.
 
+The *uneven* variant (`b_sources=UNEVEN_B_SOURCES`, `data_uneven/`) cuts domain B from two of
+the photographs only, so one domain is far more varied than the other: the situation in which
+separate optimizers per generator are said to help (the optimizer study, `make study`).
+
 Because B is a known function of A, the test split is *paired* (see :mod:`cyclegan_tfx.schema`):
 `testA_truthB/NNNN.png` is the graded version of `testA/NNNN.png` (its true A->B
 translation), and `testB_truthA/NNNN.png` the ungraded crop that `testB/NNNN.png` was made
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,9 @@ DEFAULT_COUNTS: Mapping[str, int] = {"trainA": 120, "trainB": 100, "testA": 200,
 LAYOUT = ("trainA", "trainB", "testA", "testB")
 TRUTH_FOLDERS = {name: schema.truth_dir(name[-1]) for name in ("testA", "testB")}
 """Test folder -> the folder of its ground truth (`testA` -> `testA_truthB`)."""
+UNEVEN_B_SOURCES = ("coffee", "chelsea")
+"""Domain B of the uneven dataset (`data_uneven/`): two photographs (a cup, a cat) against
+domain A's eight (portrait, cup, cat, rocket, motorcycle, histology, galaxies, retina)."""
 TRAIN_FRACTION = 0.7
 WINDOW_SCALES = (1.0, 1.5, 2.0, 3.0)
 MIN_LUMA_STD = 20.0  # on 0..255: rejects flat windows
@@ -156,6 +163,7 @@ def make_sample_dataset(
     crop_size: int = 80,
     counts: Mapping[str, int] = DEFAULT_COUNTS,
     overwrite: bool = False,
+    b_sources: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Writes the sample dataset in the CycleGAN layout (see the module docstring).
 
@@ -166,13 +174,16 @@ def make_sample_dataset(
         crop_size: Side length of the square PNG crops.
         counts: Number of images per layout folder (keys: trainA, trainB, testA, testB).
         overwrite: Delete `*.png` files already in the layout folders instead of failing.
+        b_sources: Names of the source photographs domain B is cut from (None: all of
+            them, as domain A). Fewer sources make B far less varied than A: the uneven
+            dataset of the optimizer study (`UNEVEN_B_SOURCES`).
 
     Returns:
         The number of images written per layout folder.
 
     Raises:
-        ValueError: On unknown/missing keys in `counts`, negative counts, or a `crop_size` too
-            large for the source images.
+        ValueError: On unknown/missing keys in `counts`, negative counts, unknown
+            `b_sources`, or a `crop_size` too large for the source images.
         FileExistsError: If a layout folder already holds PNG files and `overwrite` is false.
     """
     if set(counts) != set(LAYOUT) or any(n < 0 for n in counts.values()):
@@ -188,11 +199,16 @@ def make_sample_dataset(
             path.unlink()
 
     sources = _skimage_sources()
+    names = [name for name, _ in sources]
+    unknown = sorted(set(b_sources or ()) - set(names))
+    if unknown or (b_sources is not None and not b_sources):
+        raise ValueError(f"b_sources must name some of {names}, got {b_sources}")
     images = [np.ascontiguousarray(load()[..., :3]) for _, load in sources]
     by_folder: dict[str, list[_Region]] = {name: [] for name in LAYOUT}
     for index, image in enumerate(images):
         for name, region in _split_regions(index, *image.shape[:2]).items():
-            if min(region.height, region.width) >= crop_size:
+            in_domain = name.endswith("A") or b_sources is None or names[index] in b_sources
+            if in_domain and min(region.height, region.width) >= crop_size:
                 by_folder[name].append(region)
     for name, regions in by_folder.items():
         if counts[name] and not regions:

@@ -95,12 +95,14 @@ class TestSetScorer:
         """Whether both test domains carry ground truth."""
         return all(s["truths"] is not None for s in self.split.values())
 
-    def scores(self, generators: dict[str, Any]) -> dict[str, float]:
+    def scores(self, generators: dict[str, Any], distances: bool = True) -> dict[str, float]:
         """Every score of both directions.
 
         Args:
             generators: {"a2b": generator A->B, "b2a": generator B->A}, Keras models on float
                 images in [-1, 1].
+            distances: Also FID and KID (the backbone's forward pass, most of the cost);
+                False: the paired scores only.
 
         Returns:
             Keys as in :mod:`cyclegan_tfx.metric_keys` (fid, kid, fid identity, paired ones).
@@ -112,13 +114,14 @@ class TestSetScorer:
             translated = data.to_uint8(
                 generator(data.to_float(source["images"]), training=False)
             ).numpy()
-            features = self.backbone(translated)
-            real = self.real_features[TARGET[direction]]
-            result[keys.fid] = fid_from_rows(features, real)
-            result[keys.fid_identity] = self.fid_identity
-            result[keys.kid], result[keys.kid_std] = kernel_inception_distance(
-                features, real, num_subsets=self.kid_subsets
-            )
+            if distances:
+                features = self.backbone(translated)
+                real = self.real_features[TARGET[direction]]
+                result[keys.fid] = fid_from_rows(features, real)
+                result[keys.fid_identity] = self.fid_identity
+                result[keys.kid], result[keys.kid_std] = kernel_inception_distance(
+                    features, real, num_subsets=self.kid_subsets
+                )
             if source["truths"] is None:
                 continue
             for metric in PAIRED_METRICS:

@@ -17,11 +17,12 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from cyclegan_tfx.sample_data import DEFAULT_COUNTS, make_sample_dataset
+from cyclegan_tfx.sample_data import DEFAULT_COUNTS, UNEVEN_B_SOURCES, make_sample_dataset
 
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
 SAMPLE_SEED = 42  # the seed data.dvc's dataset was generated with (see README)
+UNEVEN_SEED = 43  # data_uneven.dvc's (scripts/make_sample_data.py --uneven, docs/own-data.md)
 
 
 def _run(args, cwd, check=True):
@@ -66,6 +67,19 @@ def test_generator_reproduces_the_versioned_dataset(tmp_path):
     assert _data_md5(repo / "data.dvc") == _data_md5(REPO_ROOT / "data.dvc")
 
 
+def test_generator_reproduces_the_versioned_uneven_dataset(tmp_path):
+    # The optimizer study's second dataset (README "Do separate optimizers help?").
+    repo = _git_dvc_repo(tmp_path / "regen-uneven")
+    make_sample_dataset(
+        repo / "data_uneven",
+        seed=UNEVEN_SEED,
+        counts={"trainA": 120, "trainB": 100, "testA": 100, "testB": 100},
+        b_sources=UNEVEN_B_SOURCES,
+    )
+    _run([DVC, "add", "-q", "data_uneven"], repo)
+    assert _data_md5(repo / "data_uneven.dvc") == _data_md5(REPO_ROOT / "data_uneven.dvc")
+
+
 def test_lock_check_fails_when_code_or_params_change_after_the_run(tmp_path):
     repo = _git_dvc_repo(tmp_path / "lock")
     (repo / "src").mkdir()
@@ -91,6 +105,13 @@ def test_lock_check_fails_when_code_or_params_change_after_the_run(tmp_path):
         repo,
     )
     _run([DVC, "repro", "-q"], repo)
+    # A stage that has never run here (like the optimizer study's, run only as experiments)
+    # produced none of the committed outputs: not stale.
+    (repo / "study").mkdir()
+    (repo / "study" / "dvc.yaml").write_text(
+        "stages:\n  later:\n    wdir: ..\n    cmd: python src/step.py > later.txt\n"
+        "    deps: [src]\n    params: [step]\n    outs: [later.txt]\n"
+    )
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "run"], repo)
     check = [sys.executable, str(REPO_ROOT / "scripts" / "check_dvc_lock.py")]
@@ -103,6 +124,12 @@ def test_lock_check_fails_when_code_or_params_change_after_the_run(tmp_path):
     (repo / "params.yaml").write_text("step:\n  size: 2\n")
     stale = _run(check, repo, check=False)
     assert stale.returncode == 1 and "param step (params.yaml) modified" in stale.stderr
+    assert "later" not in stale.stderr
+    # Once it has run, it is checked like any other.
+    _run([DVC, "repro", "-q", "dvc.yaml", "study/dvc.yaml:later"], repo)
+    (repo / "params.yaml").write_text("step:\n  size: 3\n")
+    stale = _run(check, repo, check=False)
+    assert "study/dvc.yaml:later: param step (params.yaml) modified" in stale.stderr
 
 
 def test_committed_lock_matches_the_committed_code():
@@ -113,16 +140,30 @@ def test_committed_lock_matches_the_committed_code():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("stage", ["preprocess", "pipeline"])
-def test_stage_deps_cover_the_code_the_stage_runs(stage):
+@pytest.mark.parametrize(
+    "dvcfile, stage",
+    [
+        ("dvc.yaml", "preprocess"),
+        ("dvc.yaml", "pipeline"),
+        ("study/dvc.yaml", "preprocess_uneven"),
+        ("study/dvc.yaml", "study_run"),
+    ],
+)
+def test_stage_deps_cover_the_code_the_stage_runs(dvcfile, stage):
     # DVC reruns a stage only when a listed dependency changes: every project file the
     # stage's command imports (transitively) must be under one of its deps.
     from cyclegan_tfx.cli import COMMANDS
     from cyclegan_tfx.code_fingerprint import module_closure
 
-    definition = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]
-    command = definition["cmd"].split("cyclegan-tfx ", 1)[1].split()[0]
-    modules = ["cyclegan_tfx.cli", COMMANDS[command][0]]  # the entry point imports it lazily
+    definition = yaml.safe_load((REPO_ROOT / dvcfile).read_text())["stages"][stage]
+    if "python -m " in definition["cmd"]:
+        module = definition["cmd"].split("python -m ", 1)[1].split()[0]
+        modules = [module]
+        if (REPO_ROOT / module.replace(".", "/")).is_dir():
+            modules = [f"{module}.__main__"]
+    else:
+        command = definition["cmd"].split("cyclegan-tfx ", 1)[1].split()[0]
+        modules = ["cyclegan_tfx.cli", COMMANDS[command][0]]  # the entry point imports lazily
     deps = [str(d) for d in definition["deps"] if "${" not in str(d)]
     closure = {path for module in modules for path in module_closure(module)}
     files = sorted(p.relative_to(REPO_ROOT).as_posix() for p in closure)

@@ -1,7 +1,8 @@
 """CLI: `python -m cyclegan_tfx.preprocess [--params params.yaml] [Beam pipeline flags]`.
 
 Reads images from `paths.data` (CycleGAN layout), writes TFRecords to `paths.preprocessed`,
-`rejects.csv` / `duplicates.csv` to `paths.reports` and `preprocess.json` to `paths.metrics`.
+`rejects.csv` / `duplicates.csv` to `paths.reports` and `preprocess.json` to `paths.metrics`;
+`--data`, `--output`, `--reports` and `--metrics` replace those (the study's second dataset).
 Every argument other than `--params` is a Beam pipeline option (e.g. `--runner=FlinkRunner
 --flink_master=...`); the defaults are `pipeline.beam_args` of params.yaml, then the
 DirectRunner. Exit status 2 means a configuration or dataset-layout error.
@@ -42,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Unrecognised arguments are passed to Beam's PipelineOptions.",
     )
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params.yaml to use")
+    parser.add_argument("--data", help="dataset root (default: paths.data)")
+    parser.add_argument("--output", help="TFRecords folder (default: paths.preprocessed)")
+    parser.add_argument("--reports", help="folder of rejects.csv, duplicates.csv (paths.reports)")
+    parser.add_argument("--metrics", help=f"metrics file (paths.metrics/{METRICS_FILE})")
     args, beam_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Beam logs one INFO line per string annotation of a DoFn method; they are noise here.
@@ -50,10 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.params)
         paths = config.paths
-        data_dir = str(paths.resolve("data"))
-        output_dir = str(paths.resolve("preprocessed"))
-        reports_dir = str(paths.resolve("reports"))
-        metrics_path = str(paths.resolve("metrics") / METRICS_FILE)
+        data_dir = args.data or str(paths.resolve("data"))
+        output_dir = args.output or str(paths.resolve("preprocessed"))
+        reports_dir = args.reports or str(paths.resolve("reports"))
+        metrics_path = args.metrics or str(paths.resolve("metrics") / METRICS_FILE)
         options = PipelineOptions([*config.pipeline.beam_args, *beam_args])
         standard = options.view_as(StandardOptions)
         standard.runner = standard.runner or "DirectRunner"

@@ -1,0 +1,147 @@
+"""`make study`: runs the optimizer study's grid as DVC experiments and writes the report.
+
+1. `dvc repro` the preprocessing of both datasets (the experiments reuse their outputs);
+2. one DVC experiment per variant x dataset x seed of the grid (`study/study.yaml`), skipping
+   those already run for this commit;
+3. reads every run's metrics and curve back from its experiment and writes
+   `reports/optimizer_study.md` (tables), `.json` (every run, every interval) and
+   `optimizer_study_curves.json` (the DVC plot "Optimizer study": `dvc plots show`).
+
+A smaller grid: `--variants ttur --datasets sample --seeds 1 2 --epochs 2` (the reference
+variant is always included). Exit status 2: a grid or configuration error; 1: a run failed.
+
+Usage: python -m cyclegan_tfx.study [--grid study/study.yaml] [--variants ...] [--datasets ...]
+       [--seeds ...] [--epochs N] [--eval-every N] [--report-dir reports]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cyclegan_tfx.config import STUDY_DATASETS, ConfigError, load_config
+from cyclegan_tfx.study import report
+from cyclegan_tfx.study.experiments import StudyRunError, read_result, run_experiments
+from cyclegan_tfx.study.grid import load_grid
+
+logger = logging.getLogger(__name__)
+
+REPORT_MD = "optimizer_study.md"
+REPORT_JSON = "optimizer_study.json"
+CURVES_JSON = "optimizer_study_curves.json"
+PREPROCESS_STAGES = ("dvc.yaml:preprocess", "study/dvc.yaml:preprocess_uneven")
+
+
+def _commit(repo: Path) -> str:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit} with uncommitted changes" if dirty else commit
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--grid", default="study/study.yaml")
+    parser.add_argument("--variants", nargs="+", help="default: every variant of the grid")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(STUDY_DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, help="at least 2 (for intervals)")
+    parser.add_argument("--epochs", type=float, help="budget per run (default: the grid's)")
+    parser.add_argument("--eval-every", type=float, help="epochs between scores on the curve")
+    parser.add_argument("--report-dir", default=None, help="default: paths.reports")
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(given)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.monotonic()
+    try:
+        config = load_config(args.params)
+        grid = load_grid(args.grid)
+        budget = grid.budget
+        if args.epochs is not None:
+            budget = dataclasses.replace(
+                budget,
+                epochs=args.epochs,
+                decay_epochs=args.epochs * budget.decay_epochs / budget.epochs,
+                eval_every_epochs=min(budget.eval_every_epochs, args.epochs),
+            )
+        if args.eval_every is not None:
+            budget = dataclasses.replace(budget, eval_every_epochs=args.eval_every)
+        if args.seeds is not None and len(args.seeds) < 2:
+            raise ConfigError("--seeds: intervals over seeds need at least 2 seeds")
+        grid = grid.select(args.variants, args.datasets, args.seeds, budget)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    repo = Path(config.paths.root)
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    experiments = grid.experiments()
+    logger.info("%d runs: %s", len(experiments), ", ".join(e.name for e in experiments))
+    try:
+        for stage in PREPROCESS_STAGES:
+            result = subprocess.run([dvc, "repro", stage], cwd=repo, check=False)
+            if result.returncode != 0:
+                raise StudyRunError(f"`dvc repro {stage}` failed")
+        revisions = run_experiments(
+            dvc, repo, experiments, config.paths.resolve("pipeline_root").parent / "study-logs"
+        )
+        runs = []
+        for experiment in experiments:
+            found = read_result(repo, revisions[experiment.name], config.paths.study_run)
+            runs.append(
+                {
+                    "experiment": experiment.name,
+                    "revision": revisions[experiment.name],
+                    "dataset": experiment.dataset,
+                    "variant": experiment.variant,
+                    "seed": experiment.seed,
+                    **found,
+                }
+            )
+    except StudyRunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    summary = report.summarise(grid, runs)
+    command = "make study" + (f" STUDY_ARGS={shlex.quote(shlex.join(given))}" if given else "")
+    facts = {
+        "command": command,
+        "commit": _commit(repo),
+        "machine": _machine(),
+        "runs": len(runs),
+        "wall_seconds": time.monotonic() - started,
+        "grid": args.grid,
+        "backbone": runs[0]["metrics"].get("backbone", "?"),
+    }
+    out = Path(args.report_dir) if args.report_dir else config.paths.resolve("reports")
+    out.mkdir(parents=True, exist_ok=True)
+    text = report.markdown(grid, summary, facts)
+    (out / REPORT_MD).write_text(text)
+    (out / REPORT_JSON).write_text(
+        json.dumps({"facts": facts, "summary": report.to_json(summary), "runs": runs}, indent=1)
+        + "\n"
+    )
+    (out / CURVES_JSON).write_text(json.dumps(report.curves(grid, runs), indent=1) + "\n")
+    print(text)
+    print(f"reports in {out}; every run: dvc exp show; curves: dvc plots show")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
