@@ -113,6 +113,8 @@ def _run(variant, seed, mae, fid, dataset="sample"):
     metrics = {
         KEYS["a2b"].paired("mae"): mae,
         KEYS["b2a"].paired("mae"): mae,
+        KEYS["a2b"].paired("psnr"): 40 - mae,
+        KEYS["b2a"].paired("psnr"): 40 - mae,
         KEYS["a2b"].paired("ssim"): 0.5,
         KEYS["b2a"].paired("ssim"): 0.5,
         KEYS["a2b"].fid: fid,
@@ -120,6 +122,7 @@ def _run(variant, seed, mae, fid, dataset="sample"):
         KEYS["a2b"].kid: 0.01,
         KEYS["b2a"].kid: 0.01,
         "wall_seconds": 60.0,
+        "epochs": 2.0,
     }
     curve = [{"epoch": 1.0, **metrics}, {"epoch": 2.0, **metrics}]
     return {
@@ -165,6 +168,53 @@ def test_paired_differences_separate_an_effect_from_seed_noise():
     rows = report.curves(grid, runs)
     assert {r["variant"] for r in rows} == {"paper", "ttur", "constant_lr"}
     assert all(r["low"] <= r["mean"] <= r["high"] and r["seeds"] == 3 for r in rows)
+
+
+def _recorded_report(tmp_path, epochs: float) -> Path:
+    """An optimizer_study.json as `make study` writes it, for the paper and ttur, 2 seeds."""
+    runs = [_run("paper", s, 10.0 + s, 50.0) for s in (1, 2)]
+    runs += [_run("ttur", s, 8.0 + s, 50.0 + s) for s in (1, 2)]
+    for run in runs:
+        run["metrics"]["epochs"] = epochs
+    facts = {
+        "command": "make study",
+        "commit": "0123abc",
+        "machine": "elsewhere, 64 CPUs",
+        "runs": len(runs),
+        "wall_seconds": 600.0,
+        "grid": "study/study.yaml",
+        "backbone": "b",
+    }
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps({"facts": facts, "summary": {}, "runs": runs}))
+    return path
+
+
+def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsys):
+    from cyclegan_tfx.study.__main__ import main
+
+    recorded = _recorded_report(tmp_path, epochs=20.0)
+    out = tmp_path / "reports"
+    argv = ["--params", str(REPO_ROOT / "params.yaml"), "--grid", str(GRID)]
+    assert main([*argv, "--from-runs", str(recorded), "--report-dir", str(out)]) == 0
+    text = (out / "optimizer_study.md").read_text()
+    # The recorded facts are kept (commit, machine, wall time), the re-rendering is stated.
+    assert "on commit 0123abc; machine: elsewhere, 64 CPUs; 4 runs" in text and "10 min" in text
+    assert "re-rendered from the runs recorded in `recorded.json`" in text
+    assert "| ttur | **-2.0 ± 0.0** better |" in text
+    assert "PSNR A→B" in text
+    written = json.loads((out / "optimizer_study.json").read_text())
+    assert written["runs"] == json.loads(recorded.read_text())["runs"]
+    assert set(written["summary"]["sample"]) == {"paper", "ttur"}
+    # Runs of another budget than the grid's are refused, naming the fix.
+    other = _recorded_report(tmp_path, epochs=3.0)
+    assert main([*argv, "--from-runs", str(other), "--report-dir", str(out)]) == 2
+    assert "pass the --grid (or --epochs) those runs used" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "3", "--from-runs", str(other), "--report-dir", str(out)]) == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert main([*argv, "--from-runs", str(broken), "--report-dir", str(out)]) == 2
+    assert "not a study report with recorded runs" in capsys.readouterr().err
 
 
 def _env() -> dict[str, str]:
@@ -233,3 +283,15 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
         [dvc, "plots", "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout
     assert "Optimizer study" in plots
+    # Each run's curve is a DVC plot of its experiment: two runs compared with `dvc plots diff`.
+    diff = subprocess.run(
+        [dvc, "plots", "diff", "--json", "study-uneven-paper-e1-s1", "study-uneven-ttur-e1-s1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    per_run = json.loads(diff)
+    assert not [e for e in per_run.get("errors", []) if "study/run" in e["name"]], per_run
+    values = per_run["data"]["study/run/curve.json"][0]["content"]["data"]["values"]
+    assert {v["rev"] for v in values} == {"study-uneven-paper-e1-s1", "study-uneven-ttur-e1-s1"}

@@ -8,10 +8,14 @@
    `optimizer_study_curves.json` (the DVC plot "Optimizer study": `dvc plots show`).
 
 A smaller grid: `--variants ttur --datasets sample --seeds 1 2 --epochs 2` (the reference
-variant is always included). Exit status 2: a grid or configuration error; 1: a run failed.
+variant is always included). `--from-runs reports/optimizer_study.json` runs nothing: it
+re-renders the reports from the runs recorded in that file (after a change to the report's
+code), keeping their facts (commit, machine, wall time) and saying so in the report.
+Exit status 2: a grid, configuration or recorded-runs error; 1: a run failed.
 
 Usage: python -m cyclegan_tfx.study [--grid study/study.yaml] [--variants ...] [--datasets ...]
        [--seeds ...] [--epochs N] [--eval-every N] [--report-dir reports]
+       [--from-runs FILE]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 from cyclegan_tfx.config import STUDY_DATASETS, ConfigError, load_config
 from cyclegan_tfx.study import report
 from cyclegan_tfx.study.experiments import StudyRunError, read_result, run_experiments
-from cyclegan_tfx.study.grid import load_grid
+from cyclegan_tfx.study.grid import Budget, Grid, load_grid
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, help="budget per run (default: the grid's)")
     parser.add_argument("--eval-every", type=float, help="epochs between scores on the curve")
     parser.add_argument("--report-dir", default=None, help="default: paths.reports")
+    parser.add_argument(
+        "--from-runs", type=Path, help="re-render the reports from this optimizer_study.json"
+    )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -91,6 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     repo = Path(config.paths.root)
+    out = Path(args.report_dir) if args.report_dir else config.paths.resolve("reports")
+    if args.from_runs is not None:
+        try:
+            grid, runs, facts = _recorded(args.from_runs, grid, repo)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        _write_reports(out, grid, runs, facts)
+        return 0
     dvc = str(Path(sys.executable).with_name("dvc"))
     experiments = grid.experiments()
     logger.info("%d runs: %s", len(experiments), ", ".join(e.name for e in experiments))
@@ -118,7 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StudyRunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    summary = report.summarise(grid, runs)
     command = "make study" + (f" STUDY_ARGS={shlex.quote(shlex.join(given))}" if given else "")
     facts = {
         "command": command,
@@ -127,9 +142,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": len(runs),
         "wall_seconds": time.monotonic() - started,
         "grid": args.grid,
+        "budget": dataclasses.asdict(grid.budget),
         "backbone": runs[0]["metrics"].get("backbone", "?"),
     }
-    out = Path(args.report_dir) if args.report_dir else config.paths.resolve("reports")
+    _write_reports(out, grid, runs, facts)
+    return 0
+
+
+def _recorded(path: Path, grid: Grid, repo: Path) -> tuple[Grid, list[dict], dict]:
+    """The runs and facts of an earlier report, and the grid narrowed to what they cover.
+
+    Raises:
+        ConfigError: On an unreadable file, or runs whose budget is not the grid's.
+    """
+    try:
+        data = json.loads(path.read_text())
+        runs, facts = data["runs"], data["facts"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path}: not a study report with recorded runs ({error})") from error
+    budget = Budget(**facts["budget"]) if "budget" in facts else grid.budget
+    epochs = {r["metrics"].get("epochs") for r in runs}
+    if epochs != {budget.epochs}:
+        raise ConfigError(
+            f"{path}: runs of {sorted(map(str, epochs))} epochs, the grid's budget is "
+            f"{budget.epochs:g}; pass the --grid (or --epochs) those runs used"
+        )
+    grid = grid.select(
+        sorted({r["variant"] for r in runs}),
+        sorted({r["dataset"] for r in runs}),
+        sorted({r["seed"] for r in runs}),
+        budget,
+    )
+    facts = {
+        **facts,
+        "budget": dataclasses.asdict(budget),
+        "rendered": f"Tables re-rendered from the runs recorded in `{path.name}` on commit "
+        f"{_commit(repo)} (`--from-runs`: no run repeated).",
+    }
+    return grid, runs, facts
+
+
+def _write_reports(out: Path, grid: Grid, runs: list[dict], facts: dict) -> None:
+    summary = report.summarise(grid, runs)
     out.mkdir(parents=True, exist_ok=True)
     text = report.markdown(grid, summary, facts)
     (out / REPORT_MD).write_text(text)
@@ -140,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / CURVES_JSON).write_text(json.dumps(report.curves(grid, runs), indent=1) + "\n")
     print(text)
     print(f"reports in {out}; every run: dvc exp show; curves: dvc plots show")
-    return 0
 
 
 if __name__ == "__main__":

@@ -41,17 +41,17 @@ class Measure:
 
 
 def measures(has_ground_truth: bool) -> list[Measure]:
-    """The table's columns: paired MAE and SSIM (with ground truth), FID, KID; both ways."""
+    """The table's columns: paired MAE, PSNR, SSIM (with ground truth), FID, KID; both ways."""
     found = []
     if has_ground_truth:
-        for metric in ("mae", "ssim"):
+        for metric in ("mae", "psnr", "ssim"):
             for d in DIRECTIONS:
                 found.append(
                     Measure(
                         f"{metric.upper()} {ARROWS[d]}",
                         KEYS[d].paired(metric),
                         metric in HIGHER_IS_BETTER,
-                        3 if metric == "ssim" else 1,
+                        {"mae": 1, "psnr": 2, "ssim": 3}[metric],
                     )
                 )
     found += [Measure(f"FID {ARROWS[d]}", KEYS[d].fid, False) for d in DIRECTIONS]
@@ -179,7 +179,14 @@ def markdown(grid: Grid, summary: dict[str, Any], facts: dict[str, Any]) -> str:
         f"are variant - `{grid.reference}` with the same seed (same initial weights and data "
         "order), **bold** with better / worse where their interval excludes 0: larger than the "
         "seed-to-seed noise.",
+        "",
+        "Not in the grid: how the optimizers are grouped. One Adam per network, one per pair or "
+        "one over all four train bit-identical weights when their settings are equal (Adam is "
+        "per coordinate; `tests/cyclegan_test.py::test_grouping_alone_changes_nothing`), so "
+        "every run is spent on settings that differ between networks.",
     ]
+    if facts.get("rendered"):
+        lines += ["", facts["rendered"]]
     for dataset, found in summary.items():
         columns = found["measures"]
         header = "| variant | " + " | ".join(m.label for m in columns) + " |"
@@ -204,7 +211,8 @@ def markdown(grid: Grid, summary: dict[str, Any], facts: dict[str, Any]) -> str:
         "",
         f"{len(hits)} of {total} comparisons have an interval that excludes 0; with no real "
         f"effect anywhere, about {0.05 * total:.1f} would by chance (5 % each), so a single "
-        "hit is weak evidence on its own.",
+        "hit is weak evidence on its own. The measures are not independent either: MAE, PSNR "
+        "and SSIM of one direction move together, and the two directions share a cycle loss.",
         "",
     ]
     lines += [f"- {line}" for line in hits] or ["- none"]
