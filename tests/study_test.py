@@ -295,3 +295,28 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
     assert not [e for e in per_run.get("errors", []) if "study/run" in e["name"]], per_run
     values = per_run["data"]["study/run/curve.json"][0]["content"]["data"]["values"]
     assert {v["rev"] for v in values} == {"study-uneven-paper-e1-s1", "study-uneven-ttur-e1-s1"}
+
+
+def test_the_readme_quotes_the_committed_report():
+    """The README's study table is the committed report's paired differences, cell for cell."""
+    recorded = json.loads((REPO_ROOT / "reports" / "optimizer_study.json").read_text())
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Do separate optimizers help?")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == sum(
+        len([v for v in variants.values() if "difference" in v])
+        for variants in recorded["summary"].values()
+    )
+    keys = [KEYS["a2b"].paired("mae"), KEYS["b2a"].paired("mae"), KEYS["a2b"].fid, KEYS["b2a"].fid]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        dataset, variant = cells[0].strip("`"), cells[1].split(" (")[0]
+        difference = recorded["summary"][dataset][variant]["difference"]
+        for key, cell in zip(keys, cells[2:], strict=True):
+            mean, half = difference[key]["mean"], difference[key]["half_width"]
+            shown = f"{mean:+.1f} ± {half:.1f}"
+            assert shown in cell, (dataset, variant, key, shown, cell)
+            assert ("**" in cell) == (abs(mean) > half), (dataset, variant, key)
+    assert f"{recorded['facts']['runs']} runs took" in section
+    assert f"commit {recorded['facts']['commit']}" in section
+    assert f"{recorded['facts']['wall_seconds'] / 60:.0f} minutes" in section
