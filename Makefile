@@ -116,7 +116,7 @@ bench-bf16: data
 
 # The optimizer study (README "Do separate optimizers help?"): every run of study/study.yaml's
 # grid is a DVC experiment (`dvc exp show`); writes reports/optimizer_study.{md,json} and the
-# curves (`dvc plots show`). About 75 minutes on 2 cores (74 measured, 36 runs); a small grid, e.g.
+# curves (`dvc plots show`). About 90 minutes on 2 cores (42 runs; 36 took 74); a small grid, e.g.
 # make study STUDY_ARGS="--variants ttur --datasets sample --seeds 1 2 --epochs 2", in minutes.
 STUDY_ARGS ?=
 study: data
