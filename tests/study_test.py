@@ -170,10 +170,10 @@ def test_paired_differences_separate_an_effect_from_seed_noise():
     assert all(r["low"] <= r["mean"] <= r["high"] and r["seeds"] == 3 for r in rows)
 
 
-def _recorded_report(tmp_path, epochs: float) -> Path:
-    """An optimizer_study.json as `make study` writes it, for the paper and ttur, 2 seeds."""
+def _recorded_report(tmp_path, epochs: float, variant="ttur", name="recorded.json") -> Path:
+    """An optimizer_study.json as `make study` writes it, for the paper and a variant, 2 seeds."""
     runs = [_run("paper", s, 10.0 + s, 50.0) for s in (1, 2)]
-    runs += [_run("ttur", s, 8.0 + s, 50.0 + s) for s in (1, 2)]
+    runs += [_run(variant, s, 8.0 + s, 50.0 + s) for s in (1, 2)]
     for run in runs:
         run["metrics"]["epochs"] = epochs
     facts = {
@@ -185,7 +185,7 @@ def _recorded_report(tmp_path, epochs: float) -> Path:
         "grid": "study/study.yaml",
         "backbone": "b",
     }
-    path = tmp_path / "recorded.json"
+    path = tmp_path / name
     path.write_text(json.dumps({"facts": facts, "summary": {}, "runs": runs}))
     return path
 
@@ -199,7 +199,7 @@ def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsy
     assert main([*argv, "--from-runs", str(recorded), "--report-dir", str(out)]) == 0
     text = (out / "optimizer_study.md").read_text()
     # The recorded facts are kept (commit, machine, wall time), the re-rendering is stated.
-    assert "on commit 0123abc; machine: elsewhere, 64 CPUs; 4 runs" in text and "10 min" in text
+    assert "on commit 0123abc, machine: elsewhere, 64 CPUs: 4 runs in 10 min" in text
     assert "re-rendered from the runs recorded in `recorded.json`" in text
     assert "| ttur | **-2.0 ± 0.0** better |" in text
     assert "PSNR A→B" in text
@@ -215,6 +215,44 @@ def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsy
     broken.write_text("{")
     assert main([*argv, "--from-runs", str(broken), "--report-dir", str(out)]) == 2
     assert "not a study report with recorded runs" in capsys.readouterr().err
+
+
+def test_from_runs_joins_a_follow_up_study_and_checks_the_shared_runs(tmp_path, capsys):
+    from cyclegan_tfx.study.__main__ import main
+
+    first = _recorded_report(tmp_path, 20.0, "fast_generator_ba", "first.json")
+    follow_up = _recorded_report(tmp_path, 20.0, "fast_generators", "follow_up.json")
+    out = tmp_path / "reports"
+    argv = ["--params", str(REPO_ROOT / "params.yaml"), "--grid", str(GRID)]
+    argv += ["--report-dir", str(out), "--from-runs", str(first), str(follow_up)]
+    assert main(argv) == 0
+    text = (out / "optimizer_study.md").read_text()
+    # Both studies are named; the paper's runs, in both files, are counted once.
+    assert text.count("`make study` on commit 0123abc") == 2 and "6 runs in these tables" in text
+    assert "2 runs were recorded twice, by different studies, with identical scores" in text
+    # fast_generators is also compared with the variant its cause names (`versus`).
+    assert "| fast_generators - fast_generator_ba | 0.0 ± 0.0 |" in text
+    written = json.loads((out / "optimizer_study.json").read_text())
+    versus = written["summary"]["sample"]["fast_generators"]["versus"]
+    assert versus["variant"] == "fast_generator_ba"
+    # A run recorded twice with different scores is not the same run: refused.
+    data = json.loads(follow_up.read_text())
+    data["runs"][0]["metrics"][KEYS["a2b"].fid] += 1.0
+    follow_up.write_text(json.dumps(data))
+    assert main(argv) == 2
+    assert "differs from its earlier recording" in capsys.readouterr().err
+
+
+def test_versus_must_name_another_variant(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(GRID.read_text())
+    data["variants"]["ttur"]["versus"] = "ttur"
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="versus 'ttur' must name another variant"):
+        load_grid(path)
+    assert load_grid(GRID).variant("fast_generators").versus == "fast_generator_ba"
 
 
 def _env() -> dict[str, str]:

@@ -8,14 +8,16 @@
    `optimizer_study_curves.json` (the DVC plot "Optimizer study": `dvc plots show`).
 
 A smaller grid: `--variants ttur --datasets sample --seeds 1 2 --epochs 2` (the reference
-variant is always included). `--from-runs reports/optimizer_study.json` runs nothing: it
-re-renders the reports from the runs recorded in that file (after a change to the report's
-code), keeping their facts (commit, machine, wall time) and saying so in the report.
+variant is always included). `--from-runs reports/optimizer_study.json [more.json ...]` runs
+nothing: it re-renders the reports from the runs recorded in those files (after a change to the
+report's code, or to join a follow-up study to the first), keeping their facts (command, commit,
+machine, wall time) and saying so in the report. A run recorded in two files must have the same
+scores in both (a reproducibility check across commits).
 Exit status 2: a grid, configuration or recorded-runs error; 1: a run failed.
 
 Usage: python -m cyclegan_tfx.study [--grid study/study.yaml] [--variants ...] [--datasets ...]
        [--seeds ...] [--epochs N] [--eval-every N] [--report-dir reports]
-       [--from-runs FILE]
+       [--from-runs FILE [FILE ...]]
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=float, help="epochs between scores on the curve")
     parser.add_argument("--report-dir", default=None, help="default: paths.reports")
     parser.add_argument(
-        "--from-runs", type=Path, help="re-render the reports from this optimizer_study.json"
+        "--from-runs",
+        type=Path,
+        nargs="+",
+        help="re-render the reports from these optimizer_study.json files",
     )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
@@ -149,37 +154,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _recorded(path: Path, grid: Grid, repo: Path) -> tuple[Grid, list[dict], dict]:
-    """The runs and facts of an earlier report, and the grid narrowed to what they cover.
+SCORE_FACTS = ("wall_seconds", "code")
+"""Fields of a run's metrics that may differ between two recordings of the same run."""
+
+
+def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dict], dict]:
+    """The runs and facts of earlier reports, and the grid narrowed to what they cover.
 
     Raises:
-        ConfigError: On an unreadable file, or runs whose budget is not the grid's.
+        ConfigError: On an unreadable file, runs whose budget is not the grid's, or a run
+            recorded twice with different scores.
     """
-    try:
-        data = json.loads(path.read_text())
-        runs, facts = data["runs"], data["facts"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path}: not a study report with recorded runs ({error})") from error
-    budget = Budget(**facts["budget"]) if "budget" in facts else grid.budget
-    epochs = {r["metrics"].get("epochs") for r in runs}
-    if epochs != {budget.epochs}:
-        raise ConfigError(
-            f"{path}: runs of {sorted(map(str, epochs))} epochs, the grid's budget is "
-            f"{budget.epochs:g}; pass the --grid (or --epochs) those runs used"
-        )
+    runs: dict[tuple, dict] = {}
+    sources, reproduced = [], 0
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            found, facts = data["runs"], data["facts"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"{path}: not a study report with recorded runs ({error})") from error
+        budget = Budget(**facts["budget"]) if "budget" in facts else grid.budget
+        epochs = {r["metrics"].get("epochs") for r in found}
+        if epochs != {budget.epochs}:
+            raise ConfigError(
+                f"{path}: runs of {sorted(map(str, epochs))} epochs, the grid's budget is "
+                f"{budget.epochs:g}; pass the --grid (or --epochs) those runs used"
+            )
+        for run in found:
+            key = (run["dataset"], run["variant"], run["seed"])
+            if key in runs:
+                scores = [
+                    {k: v for k, v in r["metrics"].items() if k not in SCORE_FACTS}
+                    for r in (runs[key], run)
+                ]
+                if scores[0] != scores[1]:
+                    raise ConfigError(
+                        f"{path}: run {run.get('experiment', key)} differs from its earlier "
+                        "recording: not the same code, data or settings"
+                    )
+                reproduced += 1
+            else:
+                runs[key] = run
+        sources += facts.get("sources", [facts])
+    budgets = {json.dumps(s.get("budget", dataclasses.asdict(grid.budget))) for s in sources}
+    if len(budgets) > 1:
+        raise ConfigError(f"{', '.join(map(str, paths))}: runs of different budgets")
+    budget = Budget(**json.loads(budgets.pop()))
+    chosen = list(runs.values())
     grid = grid.select(
-        sorted({r["variant"] for r in runs}),
-        sorted({r["dataset"] for r in runs}),
-        sorted({r["seed"] for r in runs}),
+        sorted({r["variant"] for r in chosen}),
+        sorted({r["dataset"] for r in chosen}),
+        sorted({r["seed"] for r in chosen}),
         budget,
     )
+    names = ", ".join(f"`{p.name}`" for p in paths)
+    rendered = f"Tables re-rendered from the runs recorded in {names} on commit {_commit(repo)}"
+    rendered += " (`--from-runs`: no run repeated)."
+    if reproduced:
+        rendered += (
+            f" {reproduced} runs were recorded twice, by different studies, with identical scores."
+        )
+    first = sources[0]
     facts = {
-        **facts,
+        "sources": [
+            {k: s[k] for k in ("command", "commit", "runs", "wall_seconds", "machine") if k in s}
+            for s in sources
+        ],
+        "runs": len(chosen),
+        "grid": first.get("grid", "study/study.yaml"),
+        "backbone": first.get("backbone", "?"),
         "budget": dataclasses.asdict(budget),
-        "rendered": f"Tables re-rendered from the runs recorded in `{path.name}` on commit "
-        f"{_commit(repo)} (`--from-runs`: no run repeated).",
+        "rendered": rendered,
     }
-    return grid, runs, facts
+    return grid, chosen, facts
 
 
 def _write_reports(out: Path, grid: Grid, runs: list[dict], facts: dict) -> None:

@@ -29,12 +29,15 @@ class Variant:
         cause: What differs from the reference, in words.
         settings: Per network name (or `all`), the Adam settings that differ.
         datasets: The datasets it runs on.
+        versus: Another variant it is also compared with, paired by seed (besides the
+            reference), when its `cause` is stated against that one.
     """
 
     name: str
     cause: str
     settings: dict[str, dict[str, Any]]
     datasets: tuple[str, ...]
+    versus: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +179,7 @@ def load_grid(path: str | Path) -> Grid:
                 str(spec.get("cause", "")),
                 dict(spec.get("set") or {}),
                 tuple(spec.get("datasets", datasets)),
+                spec.get("versus"),
             )
             for name, spec in data["variants"].items()
         )
@@ -192,6 +196,15 @@ def load_grid(path: str | Path) -> Grid:
             raise ConfigError(f"{path}: variant {variant.name}: unknown dataset(s) {unknown}")
     grid = Grid(reference["variant"], dict(reference["settings"]), variants, seeds, budget)
     grid.variant(grid.reference)
+    names = {v.name for v in variants}
+    for variant in variants:
+        if variant.versus is not None and (
+            variant.versus not in names or variant.versus in (variant.name, grid.reference)
+        ):
+            raise ConfigError(
+                f"{path}: variant {variant.name}: versus {variant.versus!r} must name another "
+                "variant than itself and the reference"
+            )
     if len(seeds) < 2:
         raise ConfigError(f"{path}: intervals over seeds need at least 2 seeds, got {seeds}")
     return grid

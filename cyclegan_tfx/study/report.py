@@ -68,6 +68,32 @@ def _runs_of(runs: Iterable[dict], dataset: str, variant: str) -> dict[int, dict
     return {r["seed"]: r for r in runs if r["dataset"] == dataset and r["variant"] == variant}
 
 
+def _paired(
+    found: dict[int, dict], other: dict[int, dict], columns: list[Measure]
+) -> dict[str, Interval] | None:
+    """Differences `found - other` per measure, paired by seed (None: under 2 shared seeds)."""
+    shared = sorted(s for s in found if s in other)
+    if len(shared) < 2:
+        return None
+    return {
+        m.key: paired_difference(
+            [found[s]["metrics"][m.key] for s in shared],
+            [other[s]["metrics"][m.key] for s in shared],
+        )
+        for m in columns
+    }
+
+
+def _comparisons(grid: Grid, entry: dict[str, Any]) -> list[tuple[str, dict[str, Interval]]]:
+    """(compared-with variant, differences) of one summary entry: the reference, `versus`."""
+    found = []
+    if "difference" in entry:
+        found.append((grid.reference, entry["difference"]))
+    if "versus" in entry:
+        found.append((entry["versus"]["variant"], entry["versus"]["difference"]))
+    return found
+
+
 def summarise(grid: Grid, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per dataset and variant: mean interval and paired difference of every measure.
 
@@ -77,7 +103,8 @@ def summarise(grid: Grid, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     Returns:
         {dataset: {"measures": [...], "variants": {variant: {"cause", "seeds", "mean":
-        {key: Interval}, "difference": {key: Interval} (not for the reference)}}}}.
+        {key: Interval}, "difference": {key: Interval} (not for the reference), "versus":
+        {"variant", "difference"} (with `versus` in the grid)}}}}.
     """
     summary: dict[str, Any] = {}
     datasets = [d for d in dict.fromkeys(r["dataset"] for r in runs)]
@@ -101,15 +128,15 @@ def summarise(grid: Grid, runs: list[dict[str, Any]]) -> dict[str, Any]:
                     for m in columns
                 },
             }
-            shared = [s for s in seeds if s in reference]
-            if variant.name != grid.reference and len(shared) >= 2:
-                entry["difference"] = {
-                    m.key: paired_difference(
-                        [found[s]["metrics"][m.key] for s in shared],
-                        [reference[s]["metrics"][m.key] for s in shared],
-                    )
-                    for m in columns
-                }
+            if variant.name != grid.reference:
+                difference = _paired(found, reference, columns)
+                if difference is not None:
+                    entry["difference"] = difference
+            if variant.versus is not None:
+                other = _runs_of(runs, dataset, variant.versus)
+                difference = _paired(found, other, columns)
+                if difference is not None:
+                    entry["versus"] = {"variant": variant.versus, "difference": difference}
             variants[variant.name] = entry
         summary[dataset] = {"measures": columns, "variants": variants}
     return summary
@@ -125,30 +152,31 @@ def verdict(measure: Measure, difference: Interval) -> str:
 
 
 def beyond_noise(grid: Grid, summary: dict[str, Any]) -> list[str]:
-    """One line per (dataset, variant, measure) whose difference interval excludes 0."""
+    """One line per (dataset, variant, compared-with, measure) whose interval excludes 0."""
     lines = []
     for dataset, found in summary.items():
         for name, entry in found["variants"].items():
-            for measure in found["measures"]:
-                diff = entry.get("difference", {}).get(measure.key)
-                if diff is None or measure.key == "wall_seconds":
-                    continue
-                word = verdict(measure, diff)
-                if word:
-                    lines.append(
-                        f"`{dataset}`, {name}: {measure.label} {measure.format(diff)} "
-                        f"vs {grid.reference} ({word})"
-                    )
+            for other, differences in _comparisons(grid, entry):
+                for measure in found["measures"]:
+                    diff = differences.get(measure.key)
+                    if diff is None or measure.key == "wall_seconds":
+                        continue
+                    word = verdict(measure, diff)
+                    if word:
+                        lines.append(
+                            f"`{dataset}`, {name}: {measure.label} {measure.format(diff)} "
+                            f"vs {other} ({word})"
+                        )
     return lines
 
 
-def comparisons(summary: dict[str, Any]) -> int:
-    """How many variant-vs-reference quality comparisons the report makes."""
+def comparisons(grid: Grid, summary: dict[str, Any]) -> int:
+    """How many paired quality comparisons (vs the reference or `versus`) the report makes."""
     return sum(
         len([m for m in found["measures"] if m.key != "wall_seconds"])
         for found in summary.values()
         for entry in found["variants"].values()
-        if "difference" in entry
+        for _ in _comparisons(grid, entry)
     )
 
 
@@ -163,12 +191,17 @@ def _cell(interval: Interval | None, measure: Measure, mark: bool) -> str:
 def markdown(grid: Grid, summary: dict[str, Any], facts: dict[str, Any]) -> str:
     """The report (see the module docstring); `facts` describe the run of the study."""
     budget = grid.budget
+    sources = facts.get("sources", [facts])
+    produced = "; ".join(
+        f"`{s['command']}` on commit {s['commit']}, machine: {s['machine']}: {s['runs']} runs "
+        f"in {s['wall_seconds'] / 60:.0f} min"
+        for s in sources
+    )
     lines = [
         "# Do separate optimizers per network help? The optimizer study",
         "",
-        f"Produced by `{facts['command']}` on commit {facts['commit']}; machine: "
-        f"{facts['machine']}; {facts['runs']} runs (DVC experiments `study-*`: `dvc exp show`) "
-        f"in {facts['wall_seconds'] / 60:.0f} min.",
+        f"Produced by {produced}. {facts['runs']} runs in these tables (DVC experiments "
+        "`study-*`: `dvc exp show`).",
         f"Grid: `{facts['grid']}`. Budget per run: {budget.epochs:g} epochs (constant for "
         f"{budget.epochs - budget.decay_epochs:g}, then the schedule's decay over "
         f"{budget.decay_epochs:g}), seeds {list(grid.seeds)}; scores of the final model on the "
@@ -201,10 +234,17 @@ def markdown(grid: Grid, summary: dict[str, Any], facts: dict[str, Any]) -> str:
                 continue
             cells = [_cell(entry["difference"][m.key], m, True) for m in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        versus = [(n, e["versus"]) for n, e in found["variants"].items() if "versus" in e]
+        if versus:
+            lines += ["", "Difference to the variant each is stated against, paired by seed:"]
+            lines += ["", header.replace("| variant |", "| variant - versus |", 1), rule]
+            for name, other in versus:
+                cells = [_cell(other["difference"][m.key], m, True) for m in columns]
+                lines.append(f"| {name} - {other['variant']} | " + " | ".join(cells) + " |")
         lines += ["", "What each variant changes (and nothing else):", ""]
         lines += [f"- {name}: {entry['cause']}" for name, entry in found["variants"].items()]
     hits = beyond_noise(grid, summary)
-    total = comparisons(summary)
+    total = comparisons(grid, summary)
     lines += [
         "",
         "## Beyond the seed-to-seed noise",
@@ -268,4 +308,11 @@ def to_json(summary: dict[str, Any]) -> dict[str, Any]:
                     if part in entry
                 },
             }
+            if "versus" in entry:
+                plain[dataset][name]["versus"] = {
+                    "variant": entry["versus"]["variant"],
+                    "difference": {
+                        k: dataclasses.asdict(v) for k, v in entry["versus"]["difference"].items()
+                    },
+                }
     return plain
