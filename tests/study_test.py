@@ -336,25 +336,37 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
 
 
 def test_the_readme_quotes_the_committed_report():
-    """The README's study table is the committed report's paired differences, cell for cell."""
+    """The README's study tables are the committed report's paired differences, cell for cell."""
     recorded = json.loads((REPO_ROOT / "reports" / "optimizer_study.json").read_text())
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("## Do separate optimizers help?")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
+    summary = recorded["summary"]
     assert len(rows) == sum(
-        len([v for v in variants.values() if "difference" in v])
-        for variants in recorded["summary"].values()
+        ("difference" in v) + ("versus" in v)
+        for variants in summary.values()
+        for v in variants.values()
     )
     keys = [KEYS["a2b"].paired("mae"), KEYS["b2a"].paired("mae"), KEYS["a2b"].fid, KEYS["b2a"].fid]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         dataset, variant = cells[0].strip("`"), cells[1].split(" (")[0]
-        difference = recorded["summary"][dataset][variant]["difference"]
+        if " - " in variant:
+            variant, versus = variant.split(" - ")
+            compared = summary[dataset][variant]["versus"]
+            assert compared["variant"] == versus
+            difference = compared["difference"]
+        else:
+            difference = summary[dataset][variant]["difference"]
         for key, cell in zip(keys, cells[2:], strict=True):
             mean, half = difference[key]["mean"], difference[key]["half_width"]
             shown = f"{mean:+.1f} ± {half:.1f}"
             assert shown in cell, (dataset, variant, key, shown, cell)
             assert ("**" in cell) == (abs(mean) > half), (dataset, variant, key)
-    assert f"{recorded['facts']['runs']} runs took" in section
-    assert f"commit {recorded['facts']['commit']}" in section
-    assert f"{recorded['facts']['wall_seconds'] / 60:.0f} minutes" in section
+    sources = recorded["facts"].get("sources", [recorded["facts"]])
+    assert f"{recorded['facts']['runs']} runs on 2 cores" in section
+    for source in sources:
+        assert f"{source['runs']}" in section and f"commit {source['commit']}" in section
+        assert f"{source['wall_seconds'] / 60:.0f} minutes" in section
+    if "reproduced the first study's scores exactly" in section:
+        assert "with identical scores" in recorded["facts"]["rendered"]

@@ -207,7 +207,7 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
         sorted({r["seed"] for r in chosen}),
         budget,
     )
-    names = ", ".join(f"`{p.name}`" for p in paths)
+    names = ", ".join(f"`{p.name if p.is_absolute() else p.as_posix()}`" for p in paths)
     rendered = f"Tables re-rendered from the runs recorded in {names} on commit {_commit(repo)}"
     rendered += " (`--from-runs`: no run repeated)."
     if reproduced:
