@@ -14,6 +14,9 @@ On a synthetic dataset it writes (random smooth 96 px PNGs, CycleGAN layout), pr
    graph's op shapes (forward and backward), achieved GFLOP/s in float32 and bfloat16, next to
    the machine's measured matmul GFLOP/s, for the params.yaml network and the paper's.
 
+Over 400 lines on purpose: one benchmark script a user runs and reads top to bottom; its three
+parts share the synthetic dataset, the subprocess helpers and the printed table.
+
 Usage: .venv/bin/python bench/scale.py [--sizes 400 4000] [--skip preprocess evaluate train]
 """
 

@@ -7,7 +7,7 @@ from conftest import REPO_ROOT
 
 SOURCES = sorted(
     path
-    for package in ("cyclegan_tfx", "components", "pipeline")
+    for package in ("cyclegan_tfx", "components", "pipeline", "bench", "scripts")
     for path in (REPO_ROOT / package).rglob("*.py")
 )
 
