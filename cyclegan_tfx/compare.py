@@ -66,13 +66,16 @@ def train_and_score(
         test_set: Scores the generators (FID/KID both ways, paired scores if any).
         eval_every_steps: Also score every this many steps (the curve); None: at the end only.
         curve_distances: FID/KID at every point of the curve too; False: the paired scores
-            only before the last step (much cheaper), every score at the last.
+            only (much cheaper), FID/KID in `final` alone.
 
     Returns:
-        {"steps", "wall_seconds", "final_losses", "final": scores at the last step, "curve"}.
+        {"steps", "wall_seconds", "final_losses", "final": every score at the last step,
+        "curve": the scores at every evaluation, the same fields at every point (a DVC plot
+        ignores a list whose points differ)}.
     """
     train_files, _ = preprocessed_files(config)
     curve: list[dict[str, float]] = []
+    scored_last: dict[str, float] = {}
 
     def monitor(done: int, cyclegan: CycleGAN) -> None:
         last = done == cyclegan.timeline.total_steps
@@ -80,8 +83,13 @@ def train_and_score(
             # What would be exported and served (float32 even after bfloat16 training).
             ab, ba = serving_generators(cyclegan, config.model, config.preprocess.image_size)
             scores = test_set.scores({"a2b": ab, "b2a": ba}, distances=last or curve_distances)
-            curve.append({"step": done, **scores})
-            logger.info("step %d: %s", done, curve[-1])
+            point = {"step": done, **scores}
+            logger.info("step %d: %s", done, point)
+            if last:
+                scored_last.update(point)
+                if curve:
+                    point = {key: point[key] for key in curve[0]}
+            curve.append(point)
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
@@ -95,7 +103,7 @@ def train_and_score(
             Path(scratch) / "export",
             on_step=monitor,
         )
-    final = curve[-1] if curve and curve[-1]["step"] == result.steps else None
+    final = scored_last if scored_last.get("step") == result.steps else None
     return {
         "steps": result.steps,
         "wall_seconds": time.monotonic() - started,

@@ -46,6 +46,19 @@ def test_train_and_score_scores_the_curve_and_the_final_model(config):
     assert again["final"]["mae_a2b"] == final["mae_a2b"]
 
 
+def test_a_paired_only_curve_has_the_same_fields_at_every_point(config):
+    _, test_files = preprocessed_files(config)
+    test_set = TestSetScorer(test_files, CountingBackbone(), kid_subsets=2)
+    result = train_and_score(config, test_set, eval_every_steps=4, curve_distances=False)
+    fields = [set(point) for point in result["curve"]]
+    assert [point["step"] for point in result["curve"]] == [4, 8]
+    assert fields[0] == fields[1] and "mae_a2b" in fields[0] and "fid_a2b" not in fields[0]
+    # FID/KID of the last step are in `final`, with the paired scores of the curve's last point.
+    final = result["final"]
+    assert np.isfinite(final["fid_a2b"]) and np.isfinite(final["kid_b2a"])
+    assert final["mae_a2b"] == result["curve"][-1]["mae_a2b"]
+
+
 def test_bfloat16_runs_are_scored_on_the_float32_export(config):
     mixed = config.replace(train=dataclasses.replace(config.train, mixed_precision=True))
     _, test_files = preprocessed_files(config)

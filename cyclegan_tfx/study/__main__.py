@@ -166,7 +166,7 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
             recorded twice with different scores.
     """
     runs: dict[tuple, dict] = {}
-    sources, reproduced = [], 0
+    sources, budgets, reproduced = [], set(), 0
     for path in paths:
         try:
             data = json.loads(path.read_text())
@@ -180,6 +180,7 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
                 f"{path}: runs of {sorted(map(str, epochs))} epochs, the grid's budget is "
                 f"{budget.epochs:g}; pass the --grid (or --epochs) those runs used"
             )
+        budgets.add(budget)
         for run in found:
             key = (run["dataset"], run["variant"], run["seed"])
             if key in runs:
@@ -196,10 +197,9 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
             else:
                 runs[key] = run
         sources += facts.get("sources", [facts])
-    budgets = {json.dumps(s.get("budget", dataclasses.asdict(grid.budget))) for s in sources}
     if len(budgets) > 1:
         raise ConfigError(f"{', '.join(map(str, paths))}: runs of different budgets")
-    budget = Budget(**json.loads(budgets.pop()))
+    budget = budgets.pop()
     chosen = list(runs.values())
     grid = grid.select(
         sorted({r["variant"] for r in chosen}),

@@ -302,17 +302,15 @@ def to_json(summary: dict[str, Any]) -> dict[str, Any]:
             plain[dataset][name] = {
                 "cause": entry["cause"],
                 "seeds": entry["seeds"],
-                **{
-                    part: {k: dataclasses.asdict(v) for k, v in entry[part].items()}
-                    for part in ("mean", "difference")
-                    if part in entry
-                },
+                **{part: _plain(entry[part]) for part in ("mean", "difference") if part in entry},
             }
             if "versus" in entry:
                 plain[dataset][name]["versus"] = {
                     "variant": entry["versus"]["variant"],
-                    "difference": {
-                        k: dataclasses.asdict(v) for k, v in entry["versus"]["difference"].items()
-                    },
+                    "difference": _plain(entry["versus"]["difference"]),
                 }
     return plain
+
+
+def _plain(intervals: dict[str, Interval]) -> dict[str, dict[str, float]]:
+    return {key: dataclasses.asdict(interval) for key, interval in intervals.items()}

@@ -68,13 +68,7 @@ def study_run(config: Config) -> dict[str, Any]:
     result = train_and_score(config, test_set, eval_every, curve_distances=False)
     if result["final"] is None:
         raise RuntimeError("the run ended without scoring its final step")
-    # Every point of the curve has the same fields (DVC plots skips a list whose points differ):
-    # the last evaluation's extra FID/KID are in `metrics` only.
-    common = set.intersection(*(set(point) for point in result["curve"]))
-    curve = [
-        {"epoch": point["step"] / per_epoch, **{k: v for k, v in point.items() if k in common}}
-        for point in result["curve"]
-    ]
+    curve = [{"epoch": point["step"] / per_epoch, **point} for point in result["curve"]]
     metrics = {
         **result["final"],
         "steps": result["steps"],
