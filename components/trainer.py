@@ -10,6 +10,7 @@ old code produced.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import tensorflow as tf
@@ -18,8 +19,9 @@ from tfx import v1 as tfx
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
 from cyclegan_tfx.model.checkpoints import join
+from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
-from cyclegan_tfx.model.train import checkpoint_key, train_and_export
+from cyclegan_tfx.model.train import RunFolders, checkpoint_key, train_and_export
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         StaleCodeError: If the code running here differs from the code whose fingerprint the
             pipeline was compiled with (e.g. a Kubeflow image built from another commit).
     """
+    distribution = select_distribution(os.environ)  # first: before any TensorFlow operation
     custom = fn_args.custom_config
     running = code_fingerprint(TRAINER_MODULE)
     if custom.get(CODE_FINGERPRINT_KEY) != running.digest:
@@ -88,10 +91,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         train_config,
         image_size=custom["image_size"],
         seed=custom["seed"],
-        run_dir=fn_args.model_run_dir,
+        folders=RunFolders.choose(
+            fn_args.model_run_dir, checkpoint_dir, custom.get(LIVE_DIR_KEY), is_chief(distribution)
+        ),
         export_dir=fn_args.serving_model_dir,
-        checkpoint_dir=checkpoint_dir,
-        live_dir=custom.get(LIVE_DIR_KEY),
+        distribution=distribution,
     )
     if not result.chief:  # a multi-worker run's other workers: the chief writes the model
         logger.info("Trainer finished on a non-chief worker: %s", result)

@@ -7,8 +7,10 @@ Over those checkpoints it reports the Spearman rank correlation of each unpaired
 paired one, per direction and pooled, oriented so that +1 means "ranks the checkpoints exactly as
 the ground truth does" (for PSNR and SSIM, higher is better, so their sign is flipped).
 
-This is the evidence for trusting FID from the fallback backbone when no ground truth exists.
-Writes `reports/fid_agreement.md` and `reports/fid_agreement.json`.
+The checkpoints are also scored with random features (the fallback backbone: the same
+InceptionV3 with seeded random weights), so the report answers whether the standard network's
+features follow the ground truth better than random ones do. This is the evidence for trusting
+FID where no ground truth exists. Writes `reports/fid_agreement.md` and `.json`.
 
 Usage: python -m cyclegan_tfx.agreement [--params params.yaml] [--epochs E] [--eval-every K]
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import platform
 import sys
@@ -28,19 +29,22 @@ from typing import Any
 
 from scipy import stats
 
+from cyclegan_tfx.compare import write_report
 from cyclegan_tfx.config import DIRECTIONS, Config, ConfigError, load_config
-from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
+from cyclegan_tfx.fid.backbone import fallback_backbone
+from cyclegan_tfx.fid.weights import WeightsError
 from cyclegan_tfx.metric_keys import HIGHER_IS_BETTER, KEYS, PAIRED_METRICS
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.cyclegan import CycleGAN
-from cyclegan_tfx.model.train import steps_per_epoch, train_and_export
-from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
+from cyclegan_tfx.model.train import RunFolders, steps_per_epoch, train_and_export
 
 logger = logging.getLogger(__name__)
 
-REPORT_MD = "fid_agreement.md"
-REPORT_JSON = "fid_agreement.json"
+REPORT_STEM = "fid_agreement"
+REPORT_MD, REPORT_JSON = f"{REPORT_STEM}.md", f"{REPORT_STEM}.json"
 UNPAIRED = ("fid", "kid")
+RANDOM_PREFIX = "random_"
 
 
 def rank_agreement(unpaired: list[float], paired_values: list[float], paired_metric: str) -> float:
@@ -49,15 +53,18 @@ def rank_agreement(unpaired: list[float], paired_values: list[float], paired_met
     return float(-rho if paired_metric in HIGHER_IS_BETTER else rho)
 
 
-def agreement_table(curve: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{"a2b"|"b2a"|"pooled": {"fid~mae": rho, ...}} over the checkpoints of `curve`."""
+def agreement_table(curve: list[dict[str, float]], prefix: str = "") -> dict[str, dict[str, float]]:
+    """{"a2b"|"b2a"|"pooled": {"fid~mae": rho, ...}} over the checkpoints of `curve`.
+
+    `prefix` selects another backbone's FID/KID in the points (e.g. "random_").
+    """
     table: dict[str, dict[str, float]] = {}
     for scope in (*DIRECTIONS, "pooled"):
         directions = DIRECTIONS if scope == "pooled" else (scope,)
         row = {}
         for unpaired in UNPAIRED:
             for metric in PAIRED_METRICS:
-                xs = [point[f"{unpaired}_{d}"] for d in directions for point in curve]
+                xs = [point[f"{prefix}{unpaired}_{d}"] for d in directions for point in curve]
                 ys = [point[KEYS[d].paired(metric)] for d in directions for point in curve]
                 row[f"{unpaired}~{metric}"] = rank_agreement(xs, ys, metric)
         table[scope] = row
@@ -66,8 +73,12 @@ def agreement_table(curve: list[dict[str, float]]) -> dict[str, dict[str, float]
 
 def measure(config: Config, epochs: float, eval_every_epochs: float) -> dict[str, Any]:
     """Trains once and scores the checkpoints (see the module docstring)."""
-    train_files, test_files = preprocessed_files(config)
-    scorer = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
+    train_files, _ = preprocessed_files(config)
+    scorer = TestSetScorer.from_config(config)
+    backbone = config.evaluate.backbone
+    random = None
+    if scorer.backbone.is_standard:
+        random = TestSetScorer.from_config(config, fallback_backbone(backbone.fallback_seed))
     if not scorer.has_ground_truth:
         raise ValueError(
             "the test split has no ground truth (testA_truthB/, testB_truthA/): the agreement "
@@ -84,7 +95,14 @@ def measure(config: Config, epochs: float, eval_every_epochs: float) -> dict[str
     def monitor(done: int, cyclegan: CycleGAN) -> None:
         if done % eval_every == 0 or done == 1:
             nets = cyclegan.networks
-            scores = scorer.scores({"a2b": nets.generator_ab, "b2a": nets.generator_ba})
+            generators = {"a2b": nets.generator_ab, "b2a": nets.generator_ba}
+            scores = scorer.scores(generators)
+            if random is not None:
+                scores |= {
+                    f"{RANDOM_PREFIX}{key}": value
+                    for key, value in random.scores(generators).items()
+                    if key.startswith(UNPAIRED)
+                }
             curve.append({"step": done, "epoch": done / per_epoch, **scores})
             logger.info("step %d: %s", done, curve[-1])
 
@@ -96,7 +114,7 @@ def measure(config: Config, epochs: float, eval_every_epochs: float) -> dict[str
             train,
             config.preprocess.image_size,
             config.seed,
-            Path(scratch) / "run",
+            RunFolders.choose(Path(scratch) / "run"),
             Path(scratch) / "export",
             on_step=monitor,
         )
@@ -108,6 +126,8 @@ def measure(config: Config, epochs: float, eval_every_epochs: float) -> dict[str
         "wall_seconds": round(time.monotonic() - started, 1),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "agreement": agreement_table(curve),
+        "random_backbone": random.backbone.name if random else None,
+        "agreement_random": agreement_table(curve, RANDOM_PREFIX) if random else None,
         "curve": curve,
     }
 
@@ -126,6 +146,16 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for scope, row in result["agreement"].items():
         lines.append(f"| {scope} | " + " | ".join(f"{row[p]:+.2f}" for p in pairs) + " |")
+    if result.get("agreement_random"):
+        lines += [
+            "",
+            f"The same checkpoints with random features (`{result['random_backbone']}`):",
+            "",
+            "| scope | " + " | ".join(pairs) + " |",
+            "| --- | " + " | ".join("---:" for _ in pairs) + " |",
+        ]
+        for scope, row in result["agreement_random"].items():
+            lines.append(f"| {scope} | " + " | ".join(f"{row[p]:+.2f}" for p in pairs) + " |")
     lines += [
         "",
         "| epoch | direction | FID | KID | MAE | PSNR | SSIM |",
@@ -155,14 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.params)
         epochs = config.train.epochs if args.epochs is None else args.epochs
         result = measure(config, epochs, args.eval_every)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, FileNotFoundError, ValueError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    reports = config.paths.resolve("reports")
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / REPORT_JSON).write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (reports / REPORT_MD).write_text(text)
+    write_report(config.paths.resolve("reports"), REPORT_STEM, result, text)
     print(text)
     return 0
 

@@ -18,9 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain-gate": ("pipeline.explain_gate", "why the newest model was (not) blessed"),
     "translate": ("cyclegan_tfx.translate", "translate a folder of images with a SavedModel"),
     "fid": ("cyclegan_tfx.fid.__main__", "FID/KID between two folders of images"),
-    "download-inception": ("cyclegan_tfx.fid.download", "fetch the standard FID weights"),
+    "fid-weights": ("cyclegan_tfx.fid.weights", "install the standard FID weights (make setup)"),
+    "download-inception": ("cyclegan_tfx.fid.download", "download TTUR's FID graph (opt-in)"),
     "fid-agreement": ("cyclegan_tfx.agreement", "does FID follow the ground truth?"),
     "compare": ("cyclegan_tfx.compare", "train every optimizer strategy and compare"),
+    "style-case": ("cyclegan_tfx.style_case", "the default model on the colour-grade dataset"),
     "study": ("cyclegan_tfx.study.__main__", "the optimizer study: a grid of DVC experiments"),
     "kubeflow": ("pipeline.kubeflow_runner", "compile the pipeline for Kubeflow / Vertex AI"),
 }

@@ -27,13 +27,17 @@ from typing import Any
 import tensorflow as tf
 
 from cyclegan_tfx.config import DIRECTIONS, NETWORK_NAMES, Config, ConfigError, load_config
-from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
 from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.cyclegan import CycleGAN
-from cyclegan_tfx.model.train import serving_generators, steps_per_epoch, train_and_export
+from cyclegan_tfx.model.train import (
+    RunFolders,
+    serving_generators,
+    steps_per_epoch,
+    train_and_export,
+)
 from cyclegan_tfx.strategies import OptimizerStrategy
-from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,13 @@ REPORT_MD = "optimizer_comparison.md"
 REPORT_JSON = "optimizer_comparison.json"
 CURVE_TSV = "fid_over_training.tsv"
 """One column per strategy and direction; dvc.yaml draws it (`dvc plots show`)."""
+
+
+def write_report(folder: Path, stem: str, result: dict[str, Any], text: str) -> None:
+    """Writes `<stem>.json` (the result) and `<stem>.md` (its text) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / f"{stem}.md").write_text(text)
 
 
 def _strategy_config(config: Config, strategy: str, epochs: float) -> Config:
@@ -99,7 +110,7 @@ def train_and_score(
             config.train,
             config.preprocess.image_size,
             config.seed,
-            Path(scratch) / "run",
+            RunFolders.choose(Path(scratch) / "run"),
             Path(scratch) / "export",
             on_step=monitor,
         )
@@ -117,8 +128,8 @@ def compare(
     config: Config, strategies: list[str], epochs: float, eval_every_epochs: float
 ) -> dict[str, Any]:
     """Trains every strategy and returns the curves and final scores."""
-    train_files, test_files = preprocessed_files(config)
-    test_set = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
+    train_files, _ = preprocessed_files(config)
+    test_set = TestSetScorer.from_config(config)
     per_epoch = steps_per_epoch(data.count_domains(train_files), config.train.batch_size)
     eval_every = max(1, round(eval_every_epochs * per_epoch))
     results: dict[str, Any] = {"epochs": epochs, "steps_per_epoch": per_epoch, "runs": {}}

@@ -33,6 +33,7 @@ DIRECTIONS = ("a2b", "b2a")
 ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
 UpsamplingName = Literal["transpose", "resize_conv"]
 GeneratorName = Literal["resnet", "unet"]
+GeneratorOutputName = Literal["tanh", "residual", "attention"]
 
 
 class ConfigError(ValueError):
@@ -55,6 +56,9 @@ class Paths:
     # The optimizer study's second dataset (domain B far less varied than A) and its TFRecords.
     data_uneven: str = "data_uneven"
     preprocessed_uneven: str = "build/preprocessed_uneven"
+    # The colour-grade dataset (the style case, `make style-case`) and its TFRecords.
+    data_grade: str = "data_grade"
+    preprocessed_grade: str = "build/preprocessed_grade"
     study_run: str = "study/run"  # one study run's metrics and curve (DVC experiments)
     root: str = "."
 
@@ -93,6 +97,11 @@ class ModelConfig:
     `upsampling`: "transpose" (the paper's fractionally-strided convolutions) or "resize_conv"
     (nearest-neighbour 2x upsampling then a 3x3 convolution; Odena et al. 2016, "Deconvolution
     and Checkerboard Artifacts": no uneven kernel overlap, hence no checkerboard pattern).
+    `generator_output`: "tanh" (the paper's: the last layer is the image) or "residual" (the
+    last layer is a change added to the input image, clipped to [-1, 1]: what the image keeps
+    needs no learning, and an untrained generator starts near doing nothing) or "attention"
+    (Mejjati et al. 2018: the last layer is an image and a mask, and the output is the image
+    where the mask is 1 and the input where it is 0: background kept exactly).
     """
 
     generator_filters: int
@@ -102,6 +111,7 @@ class ModelConfig:
     upsampling: UpsamplingName = "transpose"
     generator: GeneratorName = "resnet"
     unet_downsamplings: int = 6
+    generator_output: GeneratorOutputName = "tanh"
 
     def __post_init__(self) -> None:
         _check(self.generator_filters >= 1, "model.generator_filters must be >= 1")
@@ -227,17 +237,20 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
-    """Feature extractor for FID.
+    """Feature extractor for FID (:func:`cyclegan_tfx.fid.backbone.load_backbone`).
 
-    `download` (default false) lets :func:`cyclegan_tfx.fid.backbone.load_backbone` fetch the
-    standard Inception graph into `cache_dir` when it is found nowhere else; when false, nothing
-    is ever downloaded and the fallback backbone is used instead.
+    The standard network's weights are looked for at `inception_weights`, the env var
+    CYCLEGAN_TFX_INCEPTION_WEIGHTS, then in `cache_dir` (where `make setup` installs them).
+    `require_standard`: without them, stop with an error instead of using the fallback
+    backbone. `download` (default false) lets the loader fetch TTUR's graph into `cache_dir`
+    when it is found nowhere else; when false, nothing is ever downloaded.
     """
 
     inception_weights: str = ""
     cache_dir: str = "~/.cache/cyclegan_tfx"
     fallback_seed: int = 0
     download: bool = False
+    require_standard: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,24 +297,41 @@ class GateConfig:
     """The default checks of the gate, per direction (see README "The gate").
 
     Attributes:
-        fid_vs_identity_max: A translation must beat doing nothing: FID(translated, target)
-            <= this x FID(untranslated source, target). Needs no calibration.
+        fid_gap_closed_min: With ground truth, FID's check: the translation must close at
+            least this share of the FID gap from doing nothing to the ground truth,
+            (FID(identity) - FID) / (FID(identity) - FID(truth)) >= this; 1 is what the true
+            translations score, 0 doing nothing.
+        fid_vs_identity_max: Without ground truth, FID's check: FID(translated, target) <= this
+            x FID(untranslated source, target). Without ground truth nothing tells how low a
+            perfect translation would score (test A and test B show different content, which
+            FID measures too), so this only asks for a clear improvement on doing nothing.
         mae_vs_identity_max: With ground truth: MAE(translated, truth) <= this x MAE(source
-            as it is, truth); catches colour-only, wrong-direction and untrained models.
+            as it is, truth); catches wrong-direction and untrained models.
+        mae_vs_colour_transfer_max: With ground truth: MAE <= this x the colour-transfer
+            baseline's MAE (:mod:`cyclegan_tfx.evaluation.colour_transfer`): a model that learned
+            only colour does not pass as a translation. None: not checked.
+        fid_vs_colour_transfer_max: Without ground truth: FID <= this x the baseline's FID.
         fid_max_relative_increase: Without ground truth, once a blessed baseline exists: FID
             at most this much (relative) worse than the baseline's.
         mae_max_increase: With ground truth and a baseline: MAE at most this many grey levels
             worse than the baseline's (FID is then not compared with the baseline).
     """
 
-    fid_vs_identity_max: float = 0.8
+    fid_gap_closed_min: float = 0.2
+    fid_vs_identity_max: float = 0.9
     mae_vs_identity_max: float = 0.8
+    mae_vs_colour_transfer_max: float | None = 0.95
+    fid_vs_colour_transfer_max: float | None = 0.95
     fid_max_relative_increase: float = 0.25
     mae_max_increase: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("fid_vs_identity_max", "mae_vs_identity_max"):
             _check(getattr(self, name) > 0, f"evaluate.gate.{name} must be > 0")
+        _check(self.fid_gap_closed_min <= 1, "evaluate.gate.fid_gap_closed_min must be <= 1")
+        for name in ("mae_vs_colour_transfer_max", "fid_vs_colour_transfer_max"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"evaluate.gate.{name} must be > 0 or null")
         for name in ("fid_max_relative_increase", "mae_max_increase"):
             _check(getattr(self, name) >= 0, f"evaluate.gate.{name} must be >= 0")
 
@@ -310,10 +340,10 @@ class GateConfig:
 class EvaluateConfig:
     """The Evaluator: translation quality metrics and the gate that blesses a model.
 
-    `ground_truth`: "paired" reads each test example's true translation and gates on MAE too
-    (a test split without it then fails the evaluation, saying so); "unpaired" ignores it;
-    "auto" is "paired" when the preprocessing job found ground truth for both test domains
-    (`metrics/preprocess.json`), else "unpaired".
+    `ground_truth`: "paired" reads each test example's true translation and gates on it (FID's
+    floor and MAE; a test image without it then fails the evaluation, saying so); "unpaired"
+    ignores it; "auto" is "paired" when the preprocessing job found ground truth for every test
+    image of both domains (`metrics/preprocess.json`), else "unpaired" (warned when partial).
 
     KID (Binkowski et al. 2018) needs feature rows, not just sums: at most `kid_max_samples`
     rows per image set are kept (a deterministic, order-independent sample: the rows of the
@@ -361,8 +391,12 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = ()
 
 
-StudyDataset = Literal["sample", "uneven"]
-STUDY_DATASETS: dict[str, str] = {"sample": "preprocessed", "uneven": "preprocessed_uneven"}
+StudyDataset = Literal["sample", "uneven", "grade"]
+STUDY_DATASETS: dict[str, str] = {
+    "sample": "preprocessed",
+    "uneven": "preprocessed_uneven",
+    "grade": "preprocessed_grade",
+}
 """Study dataset name -> the `paths` entry of its TFRecords."""
 
 

@@ -5,8 +5,11 @@ metrics and ValidationResult) and turns TFMA's per-key verdicts into rows a user
 
 | row (metric, check) | TFMA key behind it | compares |
 | --- | --- | --- |
-| `fid_<d>`, vs identity | `fid_<d>_vs_identity` | FID with FID of doing nothing |
+| `fid_<d>`, vs identity | `fid_<d>_gap_closed` | (ground truth) share of the gap to the truth |
+| `fid_<d>`, vs identity | `fid_<d>_vs_identity` | (no ground truth) FID with doing nothing's |
 | `mae_<d>`, vs identity | `mae_<d>_vs_identity` | MAE with MAE of doing nothing (ground truth) |
+| `mae_<d>`, vs colour transfer | `mae_<d>_vs_colour_transfer` | (ground truth) MAE, colour |
+| `fid_<d>`, vs colour transfer | `fid_<d>_vs_colour_transfer` | (no ground truth) FID likewise |
 | `fid_<d>`, vs baseline | `fid_<d>` (change) | FID with the baseline's (no ground truth) |
 | `mae_<d>`, vs baseline | `mae_<d>` (change) | MAE with the blessed baseline's |
 | `fid_<d>` / `kid_<d>`, absolute | `<m>_<d>_vs_bound` | value with a bound for this backbone |
@@ -35,12 +38,14 @@ from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from cyclegan_tfx.config import DIRECTIONS
-from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS, DirectionKeys
+from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS, PAIRED_SUFFIXES, DirectionKeys
 from cyclegan_tfx.mlmd import newest_artifact
 
 logger = logging.getLogger(__name__)
 
 VS_IDENTITY, VS_BASELINE, ABSOLUTE, REPORT = "vs identity", "vs baseline", "absolute", "report"
+VS_COLOUR = "vs colour transfer"
+MISSING_TRUTH = "missing: no ground truth in the test split?"
 NO_BASELINE = "not applied: no blessed baseline yet"
 PAIRED_DECIDES = "not applied: with ground truth the paired error is compared with the baseline"
 
@@ -195,26 +200,53 @@ class _CheckBuilder:
         return (tfma_key, is_diff) not in self.failures
 
     def vs_identity(self, metric: str, ratio_key: str) -> GateCheck | None:
+        """A value against doing nothing's: `metric` <= limit x `<metric>_identity`."""
+        return self._vs_reference(metric, ratio_key, VS_IDENTITY, "identity", MISSING_TRUTH)
+
+    def vs_colour_transfer(self, metric: str, ratio_key: str) -> GateCheck | None:
+        """A value against the colour-transfer baseline's."""
+        missing = "missing: the test examples carry no colour transfer (rerun preprocessing)"
+        return self._vs_reference(metric, ratio_key, VS_COLOUR, "colour transfer", missing)
+
+    def _vs_reference(self, metric, ratio_key, check, label, missing) -> GateCheck | None:
         limits = self.thresholds.value(ratio_key)
         if limits is None:
             return None
         value = self.candidate.get(metric)
-        identity = self.candidate.get(
-            self.keys.fid_identity if metric == self.keys.fid else f"{metric}_identity"
-        )
+        reference = self.candidate.get(f"{metric}_{label.replace(' ', '_')}")
         limit = limits[1]
-        if value is None or identity is None:
-            text = f"<= {fmt(limit)} x identity; missing: no ground truth in the test split?"
-            return GateCheck(metric, VS_IDENTITY, value, None, identity, text, None, False)
-        bound = limit * identity
+        if value is None or reference is None:
+            text = f"<= {fmt(limit)} x {label}; {missing}"
+            return GateCheck(metric, check, value, None, reference, text, None, False)
+        bound = limit * reference
         computed = value <= bound
-        text = f"<= {fmt(limit)} x identity = {fmt(bound)}"
+        text = f"<= {fmt(limit)} x {label} = {fmt(bound)}"
         ratio_std = self.candidate.get(f"{ratio_key}_std")
-        if ratio_std is not None:  # the spread that matters: both FIDs on the same resamples
-            text += f" (ratio {value / identity:.3g} ± {ratio_std:.2g})"
+        if ratio_std is not None:  # the spread that matters: both values on the same resamples
+            text += f" (ratio {value / reference:.3g} ± {ratio_std:.2g})"
         std = self.candidate.get(f"{metric}_std")
         passed = self._verdict(ratio_key, False, computed)
-        return GateCheck(metric, VS_IDENTITY, value, std, identity, text, bound, passed)
+        return GateCheck(metric, check, value, std, reference, text, bound, passed)
+
+    def gap_closed(self) -> GateCheck | None:
+        """FID with ground truth: the share of the gap from doing nothing to the truth."""
+        keys = self.keys
+        limits = self.thresholds.value(keys.fid_gap_closed)
+        if limits is None:
+            return None
+        least = limits[0]
+        fid, std = self.candidate.get(keys.fid), self.candidate.get(keys.fid_std)
+        identity, truth = self.candidate.get(keys.fid_identity), self.candidate.get(keys.fid_truth)
+        closed = self.candidate.get(keys.fid_gap_closed)
+        if None in (fid, identity, truth, closed):
+            text = f"closes >= {fmt(least)} of the gap to the truth; missing: no ground truth?"
+            return GateCheck(keys.fid, VS_IDENTITY, fid, std, identity, text, None, False)
+        bound = identity - least * (identity - truth)
+        text = f"closes >= {fmt(least)} of the gap identity -> truth {fmt(truth)}: <= {fmt(bound)}"
+        closed_std = self.candidate.get(keys.fid_gap_closed_std)
+        text += f" (closed {closed:.3g}" + (f" ± {closed_std:.2g})" if closed_std else ")")
+        passed = self._verdict(keys.fid_gap_closed, False, closed >= least)
+        return GateCheck(keys.fid, VS_IDENTITY, fid, std, identity, text, bound, passed)
 
     def vs_baseline(self, metric: str, applies: bool, reason: str = NO_BASELINE):
         if not applies:
@@ -303,8 +335,11 @@ def gate_checks(
         mae = keys.paired("mae")
         build = _CheckBuilder(keys, thresholds, settings, candidate, baseline, failures)
         checks += [
+            build.gap_closed(),
             build.vs_identity(keys.fid, keys.fid_vs_identity),
             build.vs_identity(mae, keys.mae_vs_identity),
+            build.vs_colour_transfer(mae, keys.mae_vs_colour_transfer),
+            build.vs_colour_transfer(keys.fid, keys.fid_vs_colour_transfer),
             build.vs_baseline(
                 keys.fid, applies=True, reason=PAIRED_DECIDES if paired else NO_BASELINE
             ),
@@ -316,8 +351,11 @@ def gate_checks(
             build.paired_bound(keys.paired("ssim")),
         ]
         explained |= {
+            (keys.fid_gap_closed, False),
             (keys.fid_vs_identity, False),
             (keys.mae_vs_identity, False),
+            (keys.mae_vs_colour_transfer, False),
+            (keys.fid_vs_colour_transfer, False),
             (keys.fid, True),
             (mae, True),
             (mae, False),
@@ -466,9 +504,11 @@ def summary_values(values: dict[str, Any]) -> dict[str, Any]:
     for direction in DIRECTIONS:
         keys = KEYS[direction]
         names = [keys.fid, keys.fid_std, keys.fid_identity, keys.fid_identity_std]
+        names += [keys.fid_truth, keys.fid_gap_closed, keys.fid_gap_closed_std]
         names += [keys.num_fake, keys.num_real, keys.kid, keys.kid_std, keys.paired_num]
+        names += [keys.fid_colour_transfer, keys.fid_colour_transfer_std]
         for metric in PAIRED_METRICS:
-            names += [keys.paired(metric, suffix) for suffix in ("", "_std", "_identity")]
+            names += [keys.paired(metric, suffix) for suffix in PAIRED_SUFFIXES]
         result |= {name: values[name] for name in names if name in values}
     return result
 
@@ -482,8 +522,8 @@ def format_gate_table(checks: list[GateCheck]) -> str:
         if c.std is not None and c.candidate is not None:
             candidate += f" ± {c.std:.2g}"
         reference = fmt(c.reference)
-        if c.check in (VS_IDENTITY, VS_BASELINE) and c.reference is not None:
-            reference = f"{c.check.split()[1]} {reference}"
+        if c.check in (VS_IDENTITY, VS_BASELINE, VS_COLOUR) and c.reference is not None:
+            reference = f"{c.check.split(' ', 1)[1]} {reference}"
         rows.append((c.metric, c.check, candidate, reference, c.threshold, c.result))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [

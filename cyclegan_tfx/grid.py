@@ -1,4 +1,4 @@
-"""PNG grids of images (rows of real | translated | reconstructed)."""
+"""PNG grids of images (rows of real | translated | reconstructed), PNG encoding and decoding."""
 
 from __future__ import annotations
 
@@ -41,3 +41,8 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=9)
     return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """A PNG (or any image Pillow reads) as a uint8 RGB array [H, W, 3]."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -14,6 +14,8 @@ from cyclegan_tfx.config import DIRECTIONS
 PAIRED_METRICS = ("mae", "psnr", "ssim")
 """Ground-truth metrics: MAE (grey levels, lower is better), PSNR (dB) and SSIM (higher)."""
 HIGHER_IS_BETTER = frozenset({"psnr", "ssim"})
+PAIRED_SUFFIXES = ("", "_std", "_identity", "_colour_transfer", "_colour_transfer_std")
+"""Of a paired metric: the translation's, its spread, doing nothing's, colour transfer's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,15 @@ class DirectionKeys:
         kid_bound_applied: As `fid_bound_applied`, for KID.
         paired_num: N of test images with ground truth (paired keys exist only when > 0).
         mae_vs_identity: `mae / mae_identity` (gated when the data has ground truth).
+        fid_truth: FID of the true translations against the target: the floor of `fid`.
+        fid_gap_closed: `(fid_identity - fid) / (fid_identity - fid_truth)`: 1 for a perfect
+            translation, 0 for doing nothing (gated when the data has ground truth).
+        fid_gap_closed_std: Its bootstrap spread.
+        fid_colour_transfer: FID of the colour-transfer baseline (Reinhard et al. 2001).
+        fid_colour_transfer_std: Its bootstrap spread.
+        fid_vs_colour_transfer: `fid / fid_colour_transfer` (gated without ground truth).
+        fid_vs_colour_transfer_std: Its bootstrap spread (both FIDs on the same images).
+        mae_vs_colour_transfer: `mae / mae_colour_transfer` (gated with ground truth).
     """
 
     direction: str
@@ -59,6 +70,14 @@ class DirectionKeys:
     kid_bound_applied: str
     paired_num: str
     mae_vs_identity: str
+    fid_truth: str
+    fid_gap_closed: str
+    fid_gap_closed_std: str
+    fid_colour_transfer: str
+    fid_colour_transfer_std: str
+    fid_vs_colour_transfer: str
+    fid_vs_colour_transfer_std: str
+    mae_vs_colour_transfer: str
 
     @classmethod
     def of(cls, direction: str) -> DirectionKeys:
@@ -85,6 +104,14 @@ class DirectionKeys:
             kid_bound_applied=f"{kid}_bound_applied",
             paired_num=f"paired_{direction}_num",
             mae_vs_identity=f"mae_{direction}_vs_identity",
+            fid_truth=f"{fid}_truth",
+            fid_gap_closed=f"{fid}_gap_closed",
+            fid_gap_closed_std=f"{fid}_gap_closed_std",
+            fid_colour_transfer=f"{fid}_colour_transfer",
+            fid_colour_transfer_std=f"{fid}_colour_transfer_std",
+            fid_vs_colour_transfer=f"{fid}_vs_colour_transfer",
+            fid_vs_colour_transfer_std=f"{fid}_vs_colour_transfer_std",
+            mae_vs_colour_transfer=f"mae_{direction}_vs_colour_transfer",
         )
 
     def paired(self, metric: str, suffix: str = "") -> str:
@@ -97,13 +124,24 @@ class DirectionKeys:
             raise ValueError(f"paired metric must be one of {PAIRED_METRICS}, got {metric!r}")
         return f"{metric}_{self.direction}{suffix}"
 
+    def ground_truth_only(self) -> tuple[str, ...]:
+        """The non-paired-metric keys that exist only for data with ground truth."""
+        return (
+            self.paired_num,
+            self.mae_vs_identity,
+            self.fid_truth,
+            self.fid_gap_closed,
+            self.fid_gap_closed_std,
+            self.mae_vs_colour_transfer,
+        )
+
     def all(self, ground_truth: bool = True) -> list[str]:
         """Every key of this direction (the paired ones only with `ground_truth`)."""
         keys = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "direction"]
         if not ground_truth:
-            return [k for k in keys if k not in (self.paired_num, self.mae_vs_identity)]
+            return [k for k in keys if k not in self.ground_truth_only()]
         for metric in PAIRED_METRICS:
-            keys += [self.paired(metric, suffix) for suffix in ("", "_std", "_identity")]
+            keys += [self.paired(metric, suffix) for suffix in PAIRED_SUFFIXES]
         return keys
 
 

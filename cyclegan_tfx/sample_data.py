@@ -1,4 +1,4 @@
-"""A small, reproducible, unpaired sample dataset ("summer" -> "winter") from real photographs.
+"""Small, reproducible, unpaired sample datasets from real photographs: two tasks.
 
 Source images are the colour photographs bundled inside the scikit-image wheel (no download):
 astronaut, coffee, chelsea, rocket, the left view of stereo_motorcycle, immunohistochemistry,
@@ -12,7 +12,15 @@ longer axis into a train part (70 %) and a test part (30 %). Crops are square wi
 space) are redrawn. So A and B never show the same pixels (the data is unpaired), and test crops
 never overlap train crops.
 
-Domain A keeps the crops as they are; domain B gets the :func:`winter_grade` colour grade.
+Two tasks tell domain B from domain A (`task`):
+
+- `rings` (`data/`, what `make run` trains on): one elliptical object is composited onto each
+  crop (:class:`RingedObject`: random position, size, orientation and colour, lit like a dome,
+  antialiased); in A it is plain, in B it carries dark rings that follow its outline. Changing
+  the domain means adding or removing a structure in the right place, as in horse <-> zebra;
+  a colour filter cannot do it.
+- `grade` (`data_grade/`, the style case): domain B gets the :func:`winter_grade` colour grade.
+
 The output follows the CycleGAN layout `out_dir/{trainA,trainB,testA,testB}/NNNN.png`, and the
 same seed gives byte-identical files.
 
@@ -20,14 +28,15 @@ The *uneven* variant (`b_sources=UNEVEN_B_SOURCES`, `data_uneven/`) cuts domain 
 the photographs only, so one domain is far more varied than the other: the situation in which
 separate optimizers per generator are said to help (the optimizer study, `make study`).
 
-Because B is a known function of A, the test split is *paired* (see :mod:`cyclegan_tfx.schema`):
-`testA_truthB/NNNN.png` is the graded version of `testA/NNNN.png` (its true A->B
-translation), and `testB_truthA/NNNN.png` the ungraded crop that `testB/NNNN.png` was made
-from (its true B->A translation). The training split stays unpaired.
+Because either domain's version of a crop determines the other's, the test split is *paired*
+(see :mod:`cyclegan_tfx.schema`): `testA_truthB/NNNN.png` is the B version of `testA/NNNN.png`
+(its true A->B translation), and `testB_truthA/NNNN.png` the A version that `testB/NNNN.png` was
+made from (its true B->A translation). The training split stays unpaired.
 """
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +63,12 @@ WINDOW_SCALES = (1.0, 1.5, 2.0, 3.0)
 MIN_LUMA_STD = 20.0  # on 0..255: rejects flat windows
 MAX_DARK_FRACTION = 0.3  # fraction of pixels with luma < 24: rejects mostly black windows
 MAX_ATTEMPTS = 1000
+TASKS = ("rings", "grade")
+"""`rings`: objects gain or lose rings (texture and structure, the default); `grade`: the
+"winter" colour grade (a style change)."""
+RING_BANDS = 4
+RING_DARKNESS = 0.3
+RENDER_SUPERSAMPLING = 4
 
 
 def _skimage_sources() -> list[tuple[str, Callable[[], np.ndarray]]]:
@@ -102,6 +117,61 @@ def winter_grade(rgb: np.ndarray) -> np.ndarray:
     x = 0.1 + 0.9 * np.clip(x, 0.0, 1.0) ** 0.85
     x = x * np.array([0.88, 0.97, 1.12])
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class RingedObject:
+    """An elliptical object of the `rings` task, in pixels of its crop.
+
+    Domain A shows it plain; domain B shows it with dark rings: the level sets of its elliptical
+    radius r (0 at the centre, 1 at the outline) are cut into :data:`RING_BANDS` bands, and the
+    odd ones, counted from the outline, are darkened to :data:`RING_DARKNESS` of the colour. So
+    the rings' layout follows from the object's shape and position alone, and either image
+    determines the other.
+    """
+
+    centre_x: float
+    centre_y: float
+    semi_major: float
+    semi_minor: float
+    angle: float  # radians, of the major axis
+    colour: tuple[float, float, float]  # RGB in [0, 1]
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, size: int) -> RingedObject:
+        """A random object that lies mostly inside a `size` x `size` crop."""
+        centre_x, centre_y = rng.uniform(0.35, 0.65, 2) * size
+        semi_major = rng.uniform(0.24, 0.36) * size
+        semi_minor = semi_major * rng.uniform(0.6, 1.0)
+        hue, saturation, value = rng.uniform(0, 1), rng.uniform(0.55, 0.95), rng.uniform(0.7, 0.95)
+        rgb = colorsys.hsv_to_rgb(hue, saturation, value)
+        return cls(centre_x, centre_y, semi_major, semi_minor, rng.uniform(0, np.pi), rgb)
+
+    def render(self, background: np.ndarray, rings: bool) -> np.ndarray:
+        """The object composited onto a uint8 crop, antialiased, with or without rings."""
+        size = background.shape[0]
+        scale = RENDER_SUPERSAMPLING
+        coords = (np.arange(size * scale) + 0.5) / scale
+        x, y = np.meshgrid(coords - self.centre_x, coords - self.centre_y)
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        u, v = (x * cos + y * sin) / self.semi_major, (y * cos - x * sin) / self.semi_minor
+        radius = np.sqrt(u**2 + v**2)
+        inside = radius < 1.0
+        shade = 0.8 + 0.2 * np.sqrt(np.clip(1.0 - radius**2, 0.0, 1.0))  # a lit dome
+        colour = shade[..., None] * np.asarray(self.colour)
+        if rings:
+            band = np.floor((1.0 - radius) * RING_BANDS).astype(int)
+            colour = np.where((inside & (band % 2 == 1))[..., None], colour * RING_DARKNESS, colour)
+        alpha = _downsample(inside.astype(np.float64), scale)
+        premultiplied = _downsample(colour * inside[..., None], scale)
+        image = background.astype(np.float64) / 255.0 * (1.0 - alpha[..., None]) + premultiplied
+        return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _downsample(values: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filters a [H*f, W*f(, C)] array to [H, W(, C)] (the antialiasing of `render`)."""
+    height, width = values.shape[0] // factor, values.shape[1] // factor
+    return values.reshape(height, factor, width, factor, *values.shape[2:]).mean(axis=(1, 3))
 
 
 def _split_regions(index: int, height: int, width: int) -> dict[str, _Region]:
@@ -157,6 +227,14 @@ def _draw_crop(
     raise RuntimeError(f"no usable crop found in {MAX_ATTEMPTS} attempts")
 
 
+def _versions(rng: np.random.Generator, crop: np.ndarray, task: str) -> tuple[np.ndarray, ...]:
+    """(domain A's version, domain B's version) of one crop."""
+    if task == "grade":
+        return crop, winter_grade(crop)
+    thing = RingedObject.draw(rng, crop.shape[0])
+    return thing.render(crop, rings=False), thing.render(crop, rings=True)
+
+
 def make_sample_dataset(
     out_dir: Path,
     seed: int,
@@ -164,6 +242,7 @@ def make_sample_dataset(
     counts: Mapping[str, int] = DEFAULT_COUNTS,
     overwrite: bool = False,
     b_sources: Sequence[str] | None = None,
+    task: str = "rings",
 ) -> dict[str, int]:
     """Writes the sample dataset in the CycleGAN layout (see the module docstring).
 
@@ -177,6 +256,8 @@ def make_sample_dataset(
         b_sources: Names of the source photographs domain B is cut from (None: all of
             them, as domain A). Fewer sources make B far less varied than A: the uneven
             dataset of the optimizer study (`UNEVEN_B_SOURCES`).
+        task: What tells B from A (:data:`TASKS`): `rings` (one object per crop, plain in A,
+            ringed in B) or `grade` (the winter colour grade).
 
     Returns:
         The number of images written per layout folder.
@@ -190,6 +271,8 @@ def make_sample_dataset(
         raise ValueError(f"counts needs non-negative values for exactly {LAYOUT}, got {counts}")
     if crop_size < 8:
         raise ValueError(f"crop_size must be >= 8, got {crop_size}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     out_dir = Path(out_dir)
     for name in (*LAYOUT, *TRUTH_FOLDERS.values()):
         existing = sorted((out_dir / name).glob("*.png"))
@@ -225,8 +308,8 @@ def make_sample_dataset(
             truth_folder.mkdir(parents=True, exist_ok=True)
         for number in range(counts[name]):
             crop = _draw_crop(rng, images, by_folder[name], crop_size, used)
-            graded = winter_grade(crop)
-            image, truth = (graded, crop) if name.endswith("B") else (crop, graded)
+            plain, changed = _versions(rng, crop, task)
+            image, truth = (changed, plain) if name.endswith("B") else (plain, changed)
             (folder / f"{number:04d}.png").write_bytes(png_bytes(image))
             if truth_folder is not None:
                 (truth_folder / f"{number:04d}.png").write_bytes(png_bytes(truth))

@@ -9,6 +9,9 @@ Every example is one image of one domain:
 - `source_path`: path of the original file, relative to the dataset root.
 - `truth` (only test examples of a paired dataset): PNG bytes of the image's true translation
   into the other domain, preprocessed like `image`.
+- `colour_transfer` (only test examples): PNG bytes of the colour-transfer baseline's
+  translation of `image` (:mod:`cyclegan_tfx.evaluation.colour_transfer`, fitted on the
+  training split by the preprocessing job).
 
 Paired layout (optional, test split only): `testA_truthB/<name>` holds the true B-domain
 version of `testA/<name>`, and `testB_truthA/<name>` the true A-domain version of
@@ -24,6 +27,7 @@ SPLIT_KEY = "split"
 SOURCE_SHA256_KEY = "source_sha256"
 SOURCE_PATH_KEY = "source_path"
 TRUTH_KEY = "truth"
+COLOUR_TRANSFER_KEY = "colour_transfer"
 
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")

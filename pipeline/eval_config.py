@@ -2,9 +2,15 @@
 
 Per direction, the model is blessed only if (see README "The gate"):
 
-1. it beats doing nothing on FID: `fid_<d>_vs_identity` <= `gate.fid_vs_identity_max`;
+1. it beats doing nothing on FID: with ground truth it closes at least
+   `gate.fid_gap_closed_min` of the FID gap from doing nothing to the true translations
+   (`fid_<d>_gap_closed`; 1 = as good as the truth, 0 = doing nothing); without ground truth
+   `fid_<d>_vs_identity` <= `gate.fid_vs_identity_max`;
 2. with ground truth, it beats doing nothing on the paired error:
    `mae_<d>_vs_identity` <= `gate.mae_vs_identity_max`;
+2b. it beats the colour-transfer baseline (fitted on the training split by the preprocessing
+   job): with ground truth on MAE (`mae_<d>_vs_colour_transfer` <=
+   `gate.mae_vs_colour_transfer_max`), without on FID (`gate.fid_vs_colour_transfer_max`);
 3. once a blessed baseline exists: with ground truth, MAE at most `gate.mae_max_increase` grey
    levels worse than the baseline's; without it, FID at most `gate.fid_max_relative_increase`
    (relative) worse. With ground truth FID is not compared with the baseline: over training it
@@ -28,6 +34,7 @@ from components.quality_metrics import CODE_FINGERPRINT_KEY, METRIC_CLASS_NAME
 from cyclegan_tfx import schema
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import DIRECTIONS, Config, EvaluateConfig
+from cyclegan_tfx.fid.backbone import resolve_backbone_name
 from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.model.export import SIGNATURE_FID_EVAL
 
@@ -40,27 +47,41 @@ PREPROCESS_METRICS_FILE = "preprocess.json"
 def resolve_ground_truth(config: Config) -> bool:
     """Whether the Evaluator reads ground truth and gates on it (`evaluate.ground_truth`).
 
-    "auto" looks at the preprocessing job's metrics: ground truth for both test domains.
+    "auto" looks at the preprocessing job's metrics: paired when every test image of both
+    domains has its true translation (the FID check's floor, FID(truth), needs them all);
+    with some missing it warns and treats the data as unpaired.
     """
     mode = config.evaluate.ground_truth
     if mode != "auto":
         return mode == "paired"
     path = Path(config.paths.resolve("metrics")) / PREPROCESS_METRICS_FILE
     try:
-        paired = json.loads(path.read_text()).get("paired") or {}
+        metrics = json.loads(path.read_text())
     except (OSError, ValueError):
         logger.warning(
             "evaluate.ground_truth auto: no readable %s; treating data as unpaired", path
         )
         return False
+    paired, examples = metrics.get("paired") or {}, metrics.get("examples") or {}
     domains = [schema.layout_dir(schema.TRUTH_SPLIT, d) for d in schema.DOMAINS]
-    return all(paired.get(name, 0) > 0 for name in domains)
+    counts = {name: (paired.get(name, 0), examples.get(name, 0)) for name in domains}
+    if all(0 < have == total for have, total in counts.values()):
+        return True
+    if any(have for have, _ in counts.values()):
+        logger.warning(
+            "evaluate.ground_truth auto: ground truth for only %s test images; the gate needs "
+            "it for every one (add the missing files, or set evaluate.ground_truth: unpaired "
+            "to silence this): treating the data as unpaired",
+            ", ".join(f"{have} of {total} {name}" for name, (have, total) in counts.items()),
+        )
+    return False
 
 
 def metric_settings(evaluate: EvaluateConfig, ground_truth: bool) -> dict[str, Any]:
     """The settings every metric config shares (TFMA then runs one computation)."""
     return {
         "backbone": dataclasses.asdict(evaluate.backbone),
+        "backbone_name": resolve_backbone_name(evaluate.backbone),
         "batch_size": evaluate.batch_size,
         "kid_num_subsets": evaluate.kid_num_subsets,
         "kid_subset_size": evaluate.kid_subset_size,
@@ -91,10 +112,18 @@ def gate_thresholds(
     thresholds: dict[str, tfma.MetricThreshold] = {}
     for direction in DIRECTIONS:
         keys = KEYS[direction]
-        thresholds[keys.fid_vs_identity] = tfma.MetricThreshold(
-            value_threshold=_value(upper=gate.fid_vs_identity_max)
-        )
-        if not ground_truth:
+        if ground_truth:
+            thresholds[keys.fid_gap_closed] = tfma.MetricThreshold(
+                value_threshold=_value(lower=gate.fid_gap_closed_min)
+            )
+        else:
+            thresholds[keys.fid_vs_identity] = tfma.MetricThreshold(
+                value_threshold=_value(upper=gate.fid_vs_identity_max)
+            )
+            if gate.fid_vs_colour_transfer_max is not None:
+                thresholds[keys.fid_vs_colour_transfer] = tfma.MetricThreshold(
+                    value_threshold=_value(upper=gate.fid_vs_colour_transfer_max)
+                )
             thresholds[keys.fid] = tfma.MetricThreshold(
                 change_threshold=tfma.GenericChangeThreshold(
                     direction=tfma.MetricDirection.LOWER_IS_BETTER,
@@ -113,6 +142,10 @@ def gate_thresholds(
         thresholds[keys.mae_vs_identity] = tfma.MetricThreshold(
             value_threshold=_value(upper=gate.mae_vs_identity_max)
         )
+        if gate.mae_vs_colour_transfer_max is not None:
+            thresholds[keys.mae_vs_colour_transfer] = tfma.MetricThreshold(
+                value_threshold=_value(upper=gate.mae_vs_colour_transfer_max)
+            )
         mae_upper = evaluate.mae_upper_bound.for_direction(direction)
         thresholds[keys.paired("mae")] = tfma.MetricThreshold(
             value_threshold=_value(upper=mae_upper) if mae_upper is not None else None,

@@ -16,10 +16,9 @@ import json
 import sys
 
 from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
+from cyclegan_tfx.fid.weights import STANDARD_NAME
 from cyclegan_tfx.gate import GateReport, MixedBackbonesError, format_gate_table, gate_report
 from cyclegan_tfx.mlmd import MetadataError, latest_run_artifacts
-
-STANDARD_BACKBONE = "inception-2015-12-05"
 
 
 def explain(report: GateReport) -> str:
@@ -32,7 +31,9 @@ def explain(report: GateReport) -> str:
         else "baseline:  none (no blessed model yet: the checks against a baseline do not apply)"
     )
     backbone = report.backbone or "unknown"
-    if report.backbone and report.backbone != STANDARD_BACKBONE:
+    if report.backbone == STANDARD_NAME:
+        backbone += " (the standard FID network: comparable with published FIDs)"
+    elif report.backbone:
         backbone += " (NOT the standard FID network: not comparable with published FIDs)"
     lines.append(f"backbone:  {backbone}")
     counts = ", ".join(

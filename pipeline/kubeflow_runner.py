@@ -42,6 +42,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from cyclegan_tfx.config import Config, ConfigError, KubeflowConfig, load_config
+from cyclegan_tfx.fid.weights import WeightsError
 from pipeline.pipeline import create_pipeline
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,31 @@ def link_condition_inputs(pipeline_spec: dict[str, Any]) -> None:
             task["triggerPolicy"]["condition"] = _declared_condition(name, condition, artifacts)
 
 
+STOCK_EXAMPLE_GEN_DRIVER = "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+CONTENT_EXAMPLE_GEN_DRIVER = "components.example_gen"
+
+
+def use_content_fingerprint(pipeline_spec: dict[str, Any]) -> None:
+    """Points ExampleGen's pre-cache-check driver at the content-fingerprint one.
+
+    The Kubeflow V2 compiler ignores a component's custom driver and writes TFX's stock
+    driver (mtime fingerprints) as the ExampleGen's `preCacheCheck` command
+    (tensorflow/tfx#6722); `components.example_gen` is that driver with the content
+    fingerprint, so a scheduled run on byte-identical data is cached like a local one.
+
+    Raises:
+        ValueError: If no executor runs the stock driver (the compiler changed: look again).
+    """
+    replaced = 0
+    for executor in pipeline_spec["deploymentSpec"]["executors"].values():
+        command = executor.get("container", {}).get("lifecycle", {}).get("preCacheCheck", {})
+        if command.get("command") == ["python", "-m", STOCK_EXAMPLE_GEN_DRIVER]:
+            command["command"] = ["python", "-m", CONTENT_EXAMPLE_GEN_DRIVER]
+            replaced += 1
+    if replaced != 1:
+        raise ValueError(f"expected one ExampleGen pre-cache-check driver, found {replaced}")
+
+
 def set_parameter_defaults(pipeline_spec: dict[str, Any], defaults: dict[str, str]) -> None:
     """Writes the defaults of the pipeline's run-time parameters into its input definitions.
 
@@ -179,6 +205,7 @@ def compile_pipeline(config: Config) -> CompiledPipeline:
         build_pipeline(config), parameter_values=defaults, write_out=False
     )
     link_condition_inputs(job["pipelineSpec"])
+    use_content_fingerprint(job["pipelineSpec"])
     set_parameter_defaults(job["pipelineSpec"], defaults)
     # KFP clusters read the root from the spec (Vertex AI from the job's gcsOutputDirectory).
     job["pipelineSpec"]["defaultPipelineRoot"] = config.kubeflow.pipeline_root
@@ -246,7 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    compiled = compile_pipeline(config)
+    try:
+        compiled = compile_pipeline(config)
+    except WeightsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {compiled.job_json} (Vertex AI PipelineJob)")
     print(f"wrote {compiled.spec_yaml} (KFP v2 pipeline spec)")
     return 0

@@ -15,6 +15,7 @@ from typing import Any
 from tfx import v1 as tfx
 
 from cyclegan_tfx.config import Config, load_config
+from cyclegan_tfx.fid.weights import WeightsError
 from cyclegan_tfx.gate import GateReport
 from cyclegan_tfx.registry.record import RecordedPush, record_push
 from cyclegan_tfx.registry.store import RegistryError
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)
+    except WeightsError as error:
+        sys.exit(f"error: {error}")
     except RegistryError as error:
         sys.exit(
             f"error: the pipeline ran, but its model could not be registered: {error}. "

@@ -1,6 +1,6 @@
 """The one definition of the TFX pipeline, shared by the local and Kubeflow runners.
 
-ImportExampleGen (Beam TFRecords) -> Trainer (CycleGAN, four optimizers)
+ImportExampleGen (Beam TFRecords; cached by their content) -> Trainer (CycleGAN, four optimizers)
 -> Resolver (latest blessed model = baseline) -> Evaluator (FID/KID, identity mapping and
 ground-truth scores per direction, TFMA)
 -> Pusher (only inside the blessing condition; does not push a model already pushed).
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
+from components.example_gen import COMPONENT_ID as EXAMPLE_GEN_ID
+from components.example_gen import ContentImportExampleGen
 from components.pusher import Pusher
 from components.trainer import trainer_custom_config
 from cyclegan_tfx.config import Config
@@ -49,7 +51,7 @@ def create_pipeline(
     root = pipeline_root or str(config.paths.resolve("pipeline_root"))
     if examples_directory is None:
         examples_directory = str(config.paths.resolve("preprocessed"))
-    example_gen = tfx.components.ImportExampleGen(
+    example_gen = ContentImportExampleGen(
         input_base=examples_directory,
         input_config=tfx.proto.Input(
             splits=[
@@ -57,7 +59,7 @@ def create_pipeline(
                 tfx.proto.Input.Split(name="test", pattern="test/*.tfrecord"),
             ]
         ),
-    )
+    ).with_id(EXAMPLE_GEN_ID)
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=example_gen.outputs["examples"],

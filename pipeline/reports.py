@@ -92,7 +92,7 @@ def _translation_grids(model_uri: str, examples_uri: str) -> dict[str, bytes]:
 
 
 def bar_points(metrics: dict[str, dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """One bar per direction and model (candidate, baseline, doing nothing) for a DVC plot.
+    """One bar per direction and model (candidate, baseline, doing nothing, colour transfer).
 
     Each point has its own `bar` label, so the bars of one direction are drawn side by side,
     not stacked.
@@ -105,6 +105,7 @@ def bar_points(metrics: dict[str, dict[str, Any]], metric: str) -> list[dict[str
             ("candidate", candidate.get(key)),
             ("baseline", (metrics.get("baseline") or {}).get(key)),
             ("identity", candidate.get(metric_key(metric, direction, "_identity"))),
+            ("colour transfer", candidate.get(metric_key(metric, direction, "_colour_transfer"))),
         ]
         for role, value in roles:
             if value is not None:

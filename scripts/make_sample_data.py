@@ -1,7 +1,8 @@
-"""Generates the sample "summer -> winter" dataset (see cyclegan_tfx.sample_data).
+"""Generates the sample datasets (see cyclegan_tfx.sample_data).
 
 Usage: python scripts/make_sample_data.py --out data --seed 42 [--crop-size 80] [--overwrite]
-       python scripts/make_sample_data.py --out data_uneven --seed 43 --uneven \
+       python scripts/make_sample_data.py --out data_grade --seed 42 --task grade
+       python scripts/make_sample_data.py --out data_uneven --seed 43 --uneven --task grade \
            --counts 120 100 100 100      # the optimizer study's second dataset
 """
 
@@ -11,7 +12,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from cyclegan_tfx.sample_data import DEFAULT_COUNTS, LAYOUT, UNEVEN_B_SOURCES, make_sample_dataset
+from cyclegan_tfx.sample_data import (
+    DEFAULT_COUNTS,
+    LAYOUT,
+    TASKS,
+    UNEVEN_B_SOURCES,
+    make_sample_dataset,
+)
 
 
 def main() -> None:
@@ -20,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--crop-size", type=int, default=80)
     parser.add_argument("--overwrite", action="store_true", help="replace existing PNG files")
+    parser.add_argument("--task", choices=TASKS, default=TASKS[0], help="what B changes")
     parser.add_argument(
         "--uneven",
         action="store_true",
@@ -41,6 +49,7 @@ def main() -> None:
         counts=dict(zip(LAYOUT, args.counts, strict=True)),
         overwrite=args.overwrite,
         b_sources=UNEVEN_B_SOURCES if args.uneven else None,
+        task=args.task,
     )
     print(f"wrote {sum(counts.values())} images to {args.out}: {counts}")
 

@@ -64,10 +64,12 @@ def test_the_command_measures_a_real_run(tmp_path, capsys):
     result = json.loads((tmp_path / "reports" / agreement.REPORT_JSON).read_text())
     assert result["checkpoints"] == 4  # after the first step, then every epoch
     assert result["num_test"] == {"A": 24, "B": 24}
-    for row in result["agreement"].values():
+    for row in [*result["agreement"].values(), *result["agreement_random"].values()]:
         assert all(-1.0 <= value <= 1.0 for value in row.values())
+    assert result["backbone"] == "inception-2015-12-05"
+    assert result["random_backbone"].startswith("fallback-")
     text = (tmp_path / "reports" / agreement.REPORT_MD).read_text()
-    assert "| pooled |" in text and "fid~mae" in text
+    assert "| pooled |" in text and "fid~mae" in text and "with random features" in text
     assert text in capsys.readouterr().out
 
 

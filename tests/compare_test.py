@@ -8,7 +8,8 @@ from conftest import synthetic_pairs, tiny_config, write_examples
 from fid_fakes import CountingBackbone
 
 from cyclegan_tfx.compare import train_and_score
-from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
+from cyclegan_tfx.evaluation.quality import QualitySettings
+from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def config(tmp_path):
 
 def test_train_and_score_scores_the_curve_and_the_final_model(config):
     _, test_files = preprocessed_files(config)
-    test_set = TestSetScorer(test_files, CountingBackbone(), kid_subsets=2)
+    test_set = TestSetScorer(test_files, CountingBackbone(), QualitySettings(kid_num_subsets=2))
     result = train_and_score(config, test_set, eval_every_steps=4)
     assert result["steps"] == 8
     assert [point["step"] for point in result["curve"]] == [4, 8]
@@ -48,7 +49,7 @@ def test_train_and_score_scores_the_curve_and_the_final_model(config):
 
 def test_a_paired_only_curve_has_the_same_fields_at_every_point(config):
     _, test_files = preprocessed_files(config)
-    test_set = TestSetScorer(test_files, CountingBackbone(), kid_subsets=2)
+    test_set = TestSetScorer(test_files, CountingBackbone(), QualitySettings(kid_num_subsets=2))
     result = train_and_score(config, test_set, eval_every_steps=4, curve_distances=False)
     fields = [set(point) for point in result["curve"]]
     assert [point["step"] for point in result["curve"]] == [4, 8]
@@ -62,5 +63,7 @@ def test_a_paired_only_curve_has_the_same_fields_at_every_point(config):
 def test_bfloat16_runs_are_scored_on_the_float32_export(config):
     mixed = config.replace(train=dataclasses.replace(config.train, mixed_precision=True))
     _, test_files = preprocessed_files(config)
-    result = train_and_score(mixed, TestSetScorer(test_files, CountingBackbone(), kid_subsets=2))
+    result = train_and_score(
+        mixed, TestSetScorer(test_files, CountingBackbone(), QualitySettings(kid_num_subsets=2))
+    )
     assert np.isfinite(result["final"]["mae_a2b"])

@@ -67,6 +67,14 @@ def test_generator_reproduces_the_versioned_dataset(tmp_path):
     assert _data_md5(repo / "data.dvc") == _data_md5(REPO_ROOT / "data.dvc")
 
 
+def test_generator_reproduces_the_versioned_grade_dataset(tmp_path):
+    # The style case: the colour-grade dataset (make run's default before the rings task).
+    repo = _git_dvc_repo(tmp_path / "regen-grade")
+    make_sample_dataset(repo / "data_grade", seed=SAMPLE_SEED, task="grade")
+    _run([DVC, "add", "-q", "data_grade"], repo)
+    assert _data_md5(repo / "data_grade.dvc") == _data_md5(REPO_ROOT / "data_grade.dvc")
+
+
 def test_generator_reproduces_the_versioned_uneven_dataset(tmp_path):
     # The optimizer study's second dataset (README "Do separate optimizers help?").
     repo = _git_dvc_repo(tmp_path / "regen-uneven")
@@ -75,6 +83,7 @@ def test_generator_reproduces_the_versioned_uneven_dataset(tmp_path):
         seed=UNEVEN_SEED,
         counts={"trainA": 120, "trainB": 100, "testA": 100, "testB": 100},
         b_sources=UNEVEN_B_SOURCES,
+        task="grade",
     )
     _run([DVC, "add", "-q", "data_uneven"], repo)
     assert _data_md5(repo / "data_uneven.dvc") == _data_md5(REPO_ROOT / "data_uneven.dvc")
@@ -204,7 +213,13 @@ def _tiny_params(params: dict) -> dict:
     )
     params["train"].update(batch_size=2, epochs=1)
     # This test is about DVC mechanics: a gate no model fails, so the run always pushes.
-    params["evaluate"]["gate"].update(fid_vs_identity_max=1.0e9, mae_vs_identity_max=1.0e9)
+    params["evaluate"]["gate"].update(
+        fid_gap_closed_min=-1.0e9,
+        fid_vs_identity_max=1.0e9,
+        mae_vs_identity_max=1.0e9,
+        mae_vs_colour_transfer_max=1.0e9,
+        fid_vs_colour_transfer_max=1.0e9,
+    )
     return params
 
 

@@ -26,6 +26,11 @@ GOOD = {
         ("fid", "_std", 1.5),
         ("fid", "_identity", 80.0),
         ("fid", "_vs_identity", 0.25),
+        ("fid", "_truth", 10.0),
+        ("fid", "_gap_closed", 60.0 / 70.0),  # (80 - 20) / (80 - 10)
+        ("fid", "_gap_closed_std", 0.02),
+        ("fid", "_colour_transfer", 40.0),
+        ("fid", "_vs_colour_transfer", 0.5),
         ("fid", "_vs_bound", 0.0),
         ("fid", "_bound_applied", 0),
         ("fid", "_backbone", BACKBONE),
@@ -37,6 +42,8 @@ GOOD = {
         ("mae", "_std", 0.3),
         ("mae", "_identity", 32.0),
         ("mae", "_vs_identity", 0.25),
+        ("mae", "_colour_transfer", 12.0),
+        ("mae", "_vs_colour_transfer", 8.0 / 12.0),
         ("psnr", "", 25.0),
         ("ssim", "", 0.9),
     )
@@ -71,6 +78,7 @@ def test_first_run_rows():
     assert [key for key in rows if key[0].endswith("a2b")] == [
         ("fid_a2b", "vs identity"),
         ("mae_a2b", "vs identity"),
+        ("mae_a2b", "vs colour transfer"),
         ("fid_a2b", "vs baseline"),
         ("mae_a2b", "vs baseline"),
         ("fid_a2b", "report"),
@@ -80,8 +88,15 @@ def test_first_run_rows():
     ]
     fid = rows["fid_a2b", "vs identity"]
     assert (fid.candidate, fid.std, fid.reference, fid.passed) == (20.0, 1.5, 80.0, True)
-    assert fid.threshold == "<= 0.8 x identity = 64" and fid.bound == pytest.approx(64.0)
+    # With ground truth: a fifth of the gap from doing nothing (80) to the truth (10) closed.
+    assert fid.threshold == (
+        "closes >= 0.2 of the gap identity -> truth 10: <= 66 (closed 0.857 ± 0.02)"
+    )
+    assert fid.bound == pytest.approx(66.0)
     assert rows["mae_b2a", "vs identity"].threshold == "<= 0.8 x identity = 25.6"
+    colour = rows["mae_a2b", "vs colour transfer"]
+    assert (colour.reference, colour.passed) == (12.0, True)
+    assert colour.threshold == "<= 0.95 x colour transfer = 11.4"
     baseline = rows["fid_a2b", "vs baseline"]
     assert baseline.passed is None and "no blessed baseline" in baseline.threshold
 
@@ -96,6 +111,21 @@ def test_a_model_no_better_than_doing_nothing_fails_on_the_paired_error():
     assert rows["fid_a2b", "vs identity"].passed is True  # FID alone would have let it through
 
 
+def test_a_model_no_better_than_colour_transfer_fails():
+    """Colour alone is not a translation: with ground truth on MAE, without on FID."""
+    eval_config = _eval_config(has_baseline=False)
+    colour_only = {**GOOD, "mae_b2a": 12.0, "mae_b2a_vs_colour_transfer": 1.0}
+    metrics, failures, ok = _validate(eval_config, colour_only)
+    assert not ok and failures == {("mae_b2a_vs_colour_transfer", False)}
+    row = _rows(gate_checks(eval_config, metrics, failures))["mae_b2a", "vs colour transfer"]
+    assert row.passed is False and "colour transfer 12" in format_gate_table([row])
+    unpaired = _eval_config(has_baseline=False, ground_truth=False)
+    candidate = {k: v for k, v in colour_only.items() if not k.startswith(("mae", "psnr", "ssim"))}
+    candidate["fid_a2b_vs_colour_transfer"] = 0.99
+    metrics, failures, ok = _validate(unpaired, candidate)
+    assert not ok and failures == {("fid_a2b_vs_colour_transfer", False)}
+
+
 def test_unpaired_data_has_no_paired_rows():
     eval_config = _eval_config(has_baseline=True, ground_truth=False)
     candidate = {k: v for k, v in GOOD.items() if not k.startswith(("mae", "psnr", "ssim"))}
@@ -105,6 +135,8 @@ def test_unpaired_data_has_no_paired_rows():
     rows = _rows(gate_checks(eval_config, metrics, failures))
     assert not [m for m, _ in rows if m.startswith(("mae", "psnr", "ssim"))]
     assert rows["fid_a2b", "vs baseline"].passed is True
+    # Without ground truth FID's check is the ratio to doing nothing.
+    assert rows["fid_a2b", "vs identity"].threshold.startswith("<= 0.9 x identity = 72")
 
 
 def test_checks_against_the_baseline_with_ground_truth():
@@ -228,10 +260,12 @@ def test_table_and_json_forms():
 
 def test_explanation_names_backbone_n_and_decision():
     eval_config = _eval_config(has_baseline=False)
-    bad = {**GOOD, "fid_b2a_vs_identity": 0.95, "fid_b2a": 76.0}
+    bad = {**GOOD, "fid_b2a_gap_closed": 4.0 / 70.0, "fid_b2a": 76.0}
     metrics, failures, _ = _validate(eval_config, bad)
     text = explain_gate.explain(_report(gate_checks(eval_config, metrics, failures), False, None))
     assert f"{BACKBONE} (NOT the standard FID network" in text
+    standard = dataclasses.replace(_report([], False, None), backbone="inception-2015-12-05")
+    assert "inception-2015-12-05 (the standard FID network" in explain_gate.explain(standard)
     assert "a2b 100 translated vs 100 real, 100 with ground truth" in text
     assert "no blessed model yet" in text
     assert (

@@ -40,6 +40,18 @@ def _direct(generator, images):
     return to_uint8(generator(to_float(images), training=False)).numpy()
 
 
+def _assert_same_translation(served: np.ndarray, direct: np.ndarray) -> None:
+    """The served graph and the eager Keras call agree to the grey level.
+
+    Both round the same float output to uint8, but run different kernels (the session's
+    optimised graph, eager ops): on some CPUs (AVX-512 here) a value within float round-off of
+    a .5 boundary rounds the other way. Anything more than that is a real difference.
+    """
+    difference = np.abs(served.astype(np.int16) - direct.astype(np.int16))
+    assert difference.max() <= 1, f"max difference {difference.max()} grey levels"
+    assert (difference > 0).mean() < 0.01, f"{(difference > 0).mean():.1%} of values differ"
+
+
 @pytest.mark.parametrize("signature", IMAGE_SIGNATURES)
 def test_session_loader_runs_each_image_signature(exported, signature):
     path, generators = exported
@@ -48,7 +60,7 @@ def test_session_loader_runs_each_image_signature(exported, signature):
     translated = out[export.TRANSLATED_OUTPUT]
     assert translated.dtype == np.uint8 and translated.shape == images.shape
     generator = generators["b2a" if signature == export.SIGNATURE_B2A else "a2b"]
-    np.testing.assert_array_equal(translated, _direct(generator, images))
+    _assert_same_translation(translated, _direct(generator, images))
     objects = tf.saved_model.load(str(path)).signatures[signature]
     np.testing.assert_array_equal(translated, objects(images=tf.constant(images))["translated"])
 
@@ -71,8 +83,8 @@ def test_session_loader_runs_fid_eval_on_examples(exported, tmp_path):
     )
     assert out["is_domain_a"].tolist() == [1, 1, 0, 0, 0]
     np.testing.assert_array_equal(out["real"], np.concatenate([images["A"], images["B"]]))
-    np.testing.assert_array_equal(out["translated"][:2], _direct(generators["a2b"], images["A"]))
-    np.testing.assert_array_equal(out["translated"][2:], _direct(generators["b2a"], images["B"]))
+    _assert_same_translation(out["translated"][:2], _direct(generators["a2b"], images["A"]))
+    _assert_same_translation(out["translated"][2:], _direct(generators["b2a"], images["B"]))
 
 
 def test_signatures_keep_their_names_dtypes_and_shapes(exported):

@@ -9,14 +9,12 @@ import tensorflow as tf
 from cyclegan_tfx.config import BackboneConfig
 from cyclegan_tfx.fid import backbone as backbone_lib
 from cyclegan_tfx.fid.backbone import (
-    INCEPTION_SHA256,
-    WEIGHTS_ENV_VAR,
     Backbone,
-    WeightsError,
     fallback_backbone,
     load_backbone,
     standard_inception_backbone,
 )
+from cyclegan_tfx.fid.weights import GRAPHDEF, TORCHSCRIPT, WEIGHTS_ENV_VAR, WeightsError
 
 FEATURE_DIM = 2048
 
@@ -144,7 +142,7 @@ def test_graphdef_hash_mismatch(tmp_path):
     path = _write_synthetic_graph(tmp_path / "graph.pb")
     with pytest.raises(WeightsError, match="SHA-256 mismatch") as error:
         standard_inception_backbone(path)
-    assert INCEPTION_SHA256 in str(error.value)
+    assert GRAPHDEF.sha256 in str(error.value)
     assert _sha256(path) in str(error.value)
     with pytest.raises(WeightsError, match="not found"):
         standard_inception_backbone(tmp_path / "missing.pb", expected_sha256=None)
@@ -201,12 +199,14 @@ def test_load_backbone_falls_back_loudly(tmp_path, monkeypatch, caplog, fallback
         return fallback
 
     monkeypatch.setattr(backbone_lib, "fallback_backbone", fake_fallback)
+    monkeypatch.setattr(backbone_lib, "_WARNED_FALLBACK", set())
     config = BackboneConfig("", str(tmp_path / "empty-cache"), fallback_seed=7)
     with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.backbone"):
         backbone = load_backbone(config, env={})
     assert backbone is fallback
     assert seeds == [7]
-    assert "NOT FOUND" in caplog.text
+    assert "FALLBACK" in caplog.text and "not found" in caplog.text
     assert "NOT comparable" in caplog.text
-    assert backbone_lib.INCEPTION_URL in caplog.text
+    assert "make setup" in caplog.text and TORCHSCRIPT.sha1 in caplog.text
     assert str(tmp_path / "empty-cache" / "classify_image_graph_def.pb") in caplog.text
+    assert str(tmp_path / "empty-cache" / TORCHSCRIPT.filename) in caplog.text

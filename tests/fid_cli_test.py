@@ -2,13 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from fid_fakes import CountingBackbone, random_images
 from PIL import Image
 
+from cyclegan_tfx.config import load_config
 from cyclegan_tfx.fid import __main__ as cli
 from cyclegan_tfx.fid.distance import fid_from_stats
 from cyclegan_tfx.fid.stats import FeatureStats
+from cyclegan_tfx.preprocess.images import resize_square
 
 
 @pytest.fixture()
@@ -38,7 +42,8 @@ def test_fid_and_kid_between_two_folders(tmp_path, backbone, capsys):
     dir_a, dir_b = _folder(tmp_path / "a", a), _folder(tmp_path / "b", b)
     (dir_a / "notes.txt").write_text("ignored: not an image extension")
     (dir_b / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    code = cli.main([str(dir_a), str(dir_b), "--json", "--backbone-seed", "3", "--batch-size", "4"])
+    args = [str(dir_a), str(dir_b), "--json", "--backbone-seed", "3", "--batch-size", "4"]
+    code = cli.main([*args, "--image-size", "0"])
     captured = capsys.readouterr()
     assert code == 0
     result = json.loads(captured.out)
@@ -48,11 +53,33 @@ def test_fid_and_kid_between_two_folders(tmp_path, backbone, capsys):
     )
     assert result["fid"] == pytest.approx(expected, rel=1e-9)
     assert result["num_a"] == 6 and result["num_b"] == 7
-    assert result["kid"] > 0 and result["kid_std"] >= 0
+    assert result["kid"] > 0 and result["kid_std"] > 0  # a bootstrap spread, not 0 by design
+    assert result["fid_std"] > 0 and result["image_size"] is None
     assert result["backbone"] == backbone.name
     assert "broken.png" in captured.err and "skipped" in captured.err
     ((config, batch_size),) = backbone.configs
     assert config.fallback_seed == 3 and batch_size == 4 and config.download is False
+
+
+def test_scores_what_the_gate_scores_by_default(tmp_path, backbone, capsys):
+    """Resized like the preprocessing job (params.yaml's image size), unless told otherwise."""
+    size = load_config(REPO_ROOT / "params.yaml").preprocess.image_size
+    a = random_images(5, 40, seed=12)
+    b = random_images(5, 30, seed=13, shift=30)
+    dir_a, dir_b = _folder(tmp_path / "a", a), _folder(tmp_path / "b", b)
+    assert cli.main([str(dir_a), str(dir_b), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["image_size"] == size
+    resized = [
+        np.stack([np.asarray(resize_square(Image.fromarray(i), size)) for i in images])
+        for images in (a, b)
+    ]
+    expected = fid_from_stats(
+        *(FeatureStats.from_features(CountingBackbone()(images)) for images in resized)
+    )
+    assert result["fid"] == pytest.approx(expected, rel=1e-9)
+    assert cli.main([str(dir_a), str(dir_b), "--json", "--image-size", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["fid"] != pytest.approx(expected, rel=1e-6)
 
 
 def test_human_output_names_backbone_and_n(tmp_path, backbone, capsys):
@@ -64,7 +91,7 @@ def test_human_output_names_backbone_and_n(tmp_path, backbone, capsys):
     assert cli.main([str(dir_a), str(dir_b)]) == 0
     out = capsys.readouterr().out
     assert "FID:" in out and "KID:" in out and "±" in out
-    assert f"A 3 images ({dir_a}), B 4 ({dir_b})" in out
+    assert f"A 3 images ({dir_a}), B 4 ({dir_b}), resized to 64x64 as the pipeline does" in out
     assert f"backbone: {backbone.name} (fallback: NOT comparable" in out
 
 
@@ -101,8 +128,10 @@ def test_bad_folders_exit_2_with_a_clear_message(tmp_path, backbone, capsys, cas
 
 def test_bad_options_exit_2(tmp_path, backbone, capsys):
     good = _folder(tmp_path / "good", random_images(3, 8, seed=10))
-    assert cli.main([str(good), str(good), "--kid-subset-size", "1"]) == 2
-    assert "--kid-subset-size" in capsys.readouterr().err
+    assert cli.main([str(good), str(good), "--kid-max-samples", "1"]) == 2
+    assert "--kid-max-samples" in capsys.readouterr().err
+    assert cli.main([str(good), str(good), "--params", str(tmp_path / "nope.yaml")]) == 2
+    assert "params file not found" in capsys.readouterr().err
 
 
 def test_unusable_weights_exit_2(tmp_path, capsys):

@@ -10,10 +10,9 @@ from apache_beam.testing.util import BeamAssertException, assert_that
 
 from cyclegan_tfx.fid.beam import FeatureStatsCombineFn
 from cyclegan_tfx.fid.distance import (
-    bootstrap_fid_ratio_std,
-    bootstrap_fid_std,
     fid_from_rows,
     fid_from_stats,
+    fid_gap_closed,
     frechet_distance,
     kernel_inception_distance,
 )
@@ -352,25 +351,11 @@ def test_sample_space_fid_equals_the_covariance_route(n, m, dim):
     assert fid_from_rows(a, a) == pytest.approx(0.0, abs=1e-8)
 
 
-def test_bootstrap_fid_spread_is_reproducible_and_shrinks_with_n():
-    rng = np.random.default_rng(5)
-    small = [rng.standard_normal((20, 32)), rng.standard_normal((20, 32)) + 0.3]
-    large = [rng.standard_normal((200, 32)), rng.standard_normal((200, 32)) + 0.3]
-    spread_small = bootstrap_fid_std(*small, samples=50, seed=1)
-    assert spread_small == bootstrap_fid_std(*small, samples=50, seed=1)
-    assert bootstrap_fid_std(*large, samples=50, seed=1) < spread_small
-    assert bootstrap_fid_std(*small, samples=0) is None
-    with pytest.raises(ValueError, match="at least 2 rows"):
-        fid_from_rows(small[0][:1], small[1])
-
-
-def test_ratio_spread_resamples_both_fids_on_the_same_images():
-    rng = np.random.default_rng(8)
-    source, target = rng.standard_normal((40, 16)), rng.standard_normal((30, 16)) + 0.5
-    # A "translation" that changes nothing: the ratio is exactly 1 on every resample.
-    assert bootstrap_fid_ratio_std(source, source, target, samples=30) == pytest.approx(0.0)
-    shifted = source + 0.2
-    spread = bootstrap_fid_ratio_std(shifted, source, target, samples=30, seed=2)
-    assert spread == bootstrap_fid_ratio_std(shifted, source, target, samples=30, seed=2) > 0
-    with pytest.raises(ValueError, match="translated rows"):
-        bootstrap_fid_ratio_std(source[:5], source, target, samples=3)
+def test_gap_closed_is_one_for_the_truth_and_zero_for_doing_nothing():
+    assert fid_gap_closed(fid=174.0, fid_identity=203.0, fid_truth=174.0) == 1.0
+    assert fid_gap_closed(fid=203.0, fid_identity=203.0, fid_truth=174.0) == 0.0
+    assert fid_gap_closed(fid=188.5, fid_identity=203.0, fid_truth=174.0) == pytest.approx(0.5)
+    assert fid_gap_closed(fid=261.0, fid_identity=203.0, fid_truth=174.0) == pytest.approx(-2.0)
+    # Doing nothing already at the truth's FID: only as good as the truth counts.
+    assert fid_gap_closed(fid=150.0, fid_identity=150.0, fid_truth=160.0) == 1.0
+    assert fid_gap_closed(fid=170.0, fid_identity=150.0, fid_truth=160.0) == 0.0

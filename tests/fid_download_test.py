@@ -14,13 +14,14 @@ from fid_backbone_test import _write_synthetic_graph
 
 from cyclegan_tfx.config import BackboneConfig, load_config
 from cyclegan_tfx.fid import backbone as backbone_lib
-from cyclegan_tfx.fid.backbone import INCEPTION_FILENAME, WeightsError, load_backbone
+from cyclegan_tfx.fid.backbone import load_backbone
 from cyclegan_tfx.fid.download import (
     STANDARD_ARCHIVE,
     ArchiveSpec,
     DownloadError,
     download_inception,
 )
+from cyclegan_tfx.fid.weights import GRAPHDEF, TORCHSCRIPT, WeightsError
 
 MEMBER_BYTES = b"synthetic classify_image_graph_def.pb " * 100
 
@@ -93,7 +94,7 @@ def _spec(url: str, archive: bytes, member_bytes: bytes = MEMBER_BYTES, **overri
         "url": url,
         "size": len(archive),
         "sha256": _sha256(archive),
-        "member": INCEPTION_FILENAME,
+        "member": GRAPHDEF.filename,
         "member_size": len(member_bytes),
         "member_sha256": _sha256(member_bytes),
     }
@@ -101,7 +102,7 @@ def _spec(url: str, archive: bytes, member_bytes: bytes = MEMBER_BYTES, **overri
 
 
 def _archive(member: bytes = MEMBER_BYTES) -> bytes:
-    return _tgz({"LICENSE": b"license text", INCEPTION_FILENAME: member, "other.txt": b"x"})
+    return _tgz({"LICENSE": b"license text", GRAPHDEF.filename: member, "other.txt": b"x"})
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -121,9 +122,9 @@ def test_download_verifies_and_installs_atomically(server, tmp_path):
     server.routes["/inception.tgz"] = archive
     cache = tmp_path / "cache"
     path = download_inception(cache, _spec(server.url("/inception.tgz"), archive))
-    assert path == cache / INCEPTION_FILENAME
+    assert path == cache / GRAPHDEF.filename
     assert path.read_bytes() == MEMBER_BYTES
-    assert _leftovers(cache) == [INCEPTION_FILENAME]  # no temporary files, nothing else extracted
+    assert _leftovers(cache) == [GRAPHDEF.filename]  # no temporary files, nothing else extracted
     # Already there and verified: no second request.
     assert download_inception(cache, _spec(server.url("/inception.tgz"), archive)) == path
     assert server.requests == ["/inception.tgz"]
@@ -173,13 +174,13 @@ def test_offline_is_a_clear_error_with_manual_steps(tmp_path):
         port = sock.getsockname()[1]
     archive = _archive()
     spec = _spec(f"http://127.0.0.1:{port}/inception-2015-12-05.tgz", archive)
-    target = tmp_path / "cache" / INCEPTION_FILENAME
+    target = tmp_path / "cache" / GRAPHDEF.filename
     with pytest.raises(DownloadError, match="unreachable") as error:
         download_inception(tmp_path / "cache", spec, timeout_s=5)
     text = str(error.value)
     for expected in (spec.url, f"{spec.size:,} bytes", spec.sha256, spec.member_sha256):
         assert expected in text
-    assert f"tar -xzf inception-2015-12-05.tgz {INCEPTION_FILENAME}" in text
+    assert f"tar -xzf inception-2015-12-05.tgz {GRAPHDEF.filename}" in text
     assert str(target) in text
     assert not target.exists()
 
@@ -205,7 +206,7 @@ def test_load_backbone_downloads_only_when_opted_in(server, tmp_path, monkeypatc
     config = BackboneConfig(cache_dir=str(cache), download=True)
     backbone = load_backbone(config, env={}, archive=spec, expected_sha256=_sha256(graph))
     assert backbone.name == f"graphdef-sha256-{_sha256(graph)[:12]}"
-    assert (cache / INCEPTION_FILENAME).read_bytes() == graph
+    assert (cache / GRAPHDEF.filename).read_bytes() == graph
     assert server.requests == ["/inception.tgz"]
     # The default expected hash is the official one: a downloaded synthetic graph is refused.
     with pytest.raises(WeightsError, match="SHA-256 mismatch"):
@@ -227,4 +228,4 @@ def test_pytorch_fid_weights_are_rejected_clearly(tmp_path):
     path.write_bytes(b"not really torch")
     with pytest.raises(WeightsError, match=r"pytorch-fid weights .* are not supported") as error:
         backbone_lib.standard_inception_backbone(path, expected_sha256=None)
-    assert backbone_lib.INCEPTION_URL in str(error.value)
+    assert TORCHSCRIPT.filename in str(error.value) and GRAPHDEF.filename in str(error.value)

@@ -113,6 +113,16 @@ def test_every_container_runs_the_image(compiled):
         assert container["command"] == list(KUBEFLOW_TFX_CMD)
 
 
+def test_example_gen_caches_on_the_content_of_its_files(compiled):
+    """Kubeflow runs the content-fingerprint driver before its cache check, as LocalDagRunner."""
+    _, _, spec = compiled
+    lifecycle = _executor(spec, "ImportExampleGen")["container"]["lifecycle"]
+    assert lifecycle["preCacheCheck"]["command"] == ["python", "-m", "components.example_gen"]
+    from components import example_gen  # the module the command runs must import cleanly
+
+    assert callable(example_gen._kubeflow_driver_main)
+
+
 def test_pusher_runs_only_if_the_model_is_blessed(compiled):
     _, _, spec = compiled
     pusher = _tasks(spec)["Pusher"]

@@ -60,7 +60,10 @@ class _StopError(Exception):
 
 
 def _train(args: dict) -> None:
-    from cyclegan_tfx.model.train import train_and_export
+    from cyclegan_tfx.model.distribution import is_chief, select_distribution
+    from cyclegan_tfx.model.train import RunFolders, train_and_export
+
+    distribution = select_distribution(os.environ)  # first: before any TensorFlow operation
 
     def stop(done, model):
         if done == args.get("stop_at"):
@@ -74,9 +77,9 @@ def _train(args: dict) -> None:
             config.train,
             16,
             config.seed,
-            args["run_dir"],
+            RunFolders.choose(args["run_dir"], args["checkpoints"], chief=is_chief(distribution)),
             args["export_dir"],
-            checkpoint_dir=args["checkpoints"],
+            distribution=distribution,
             on_step=stop,
         )
     except _StopError:

@@ -72,3 +72,41 @@ def test_unet_needs_an_image_size_divisible_by_its_depth():
     model = dataclasses.replace(config.model, generator="unet", unet_downsamplings=7)
     with pytest.raises(ConfigError, match=r"divisible by 2 \*\* model.unet_downsamplings"):
         config.replace(model=model)
+
+
+def _last_layer(generator):
+    """The generator's output convolution."""
+    names = {layer.name for layer in generator.layers}
+    return generator.get_layer("out_conv" if "out_conv" in names else "up1_conv")
+
+
+@pytest.mark.parametrize("generator", ["unet", "resnet"])
+def test_attention_output_keeps_the_input_where_the_mask_is_zero(generator):
+    config = ModelConfig(
+        4, 1, 4, 2, generator=generator, unet_downsamplings=4, generator_output="attention"
+    )
+    network = build_generator(config, "generator_ab", 16)
+    last = _last_layer(network)
+    kernel, bias = last.get_weights()
+    assert bias.shape == (4,)  # three content channels and the mask
+    bias[3] = -100.0  # mask sigmoid(-100) = 0: the input passes through
+    last.set_weights([np.zeros_like(kernel), bias])
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    assert np.allclose(np.asarray(network(images)), images, atol=1e-6)
+    bias[3] = 100.0  # mask 1: the content (tanh of the content channels, here 0)
+    last.set_weights([np.zeros_like(kernel), bias])
+    assert np.allclose(np.asarray(network(images)), np.tanh(bias[:3]), atol=1e-6)
+
+
+def test_residual_output_adds_the_change_to_the_input():
+    config = ModelConfig(
+        4, 1, 4, 2, generator="unet", unet_downsamplings=4, generator_output="residual"
+    )
+    network = build_generator(config, "generator_ab", 16)
+    last = _last_layer(network)
+    kernel, _ = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.array([0.5, 0.0, -3.0], np.float32)])
+    images = np.random.default_rng(2).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    out = np.asarray(network(images))
+    expected = np.clip(images + np.array([0.5, 0.0, -3.0]), -1.0, 1.0)
+    assert np.allclose(out, expected, atol=1e-6)

@@ -1,8 +1,8 @@
 """End-to-end: the real TFX pipeline under LocalDagRunner on tiny data.
 
 The runs share one pipeline root and ML Metadata store:
-1. an untrained candidate (train.epochs = 0): every component runs, FID is above the bound,
-   the model is NOT blessed and NOT pushed;
+1. an untrained candidate (train.epochs = 0): every component runs, the paired error is far
+   above the bound, the model is NOT blessed and NOT pushed;
 2. a trained candidate: blessed and pushed into serving/<name>/<version>/, which loads back,
    translates and runs in `saved_model_cli run` (the loader TF Serving uses);
 3. the same run again: ExampleGen and Trainer are cache hits, the Evaluator compares against
@@ -30,11 +30,13 @@ import tensorflow as tf
 import yaml
 from conftest import (
     E2E_SIZE,
+    MECHANICS_GATE,
     REPO_ROOT,
     e2e_config,
     saved_model_cli_run,
     synthetic_images,
     write_e2e_dataset,
+    write_examples,
 )
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
@@ -42,6 +44,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from cyclegan_tfx import translate
+from cyclegan_tfx.config import DIRECTIONS
 from cyclegan_tfx.gate import gate_report
 from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
@@ -70,8 +73,15 @@ def _config(root, epochs):
     config = e2e_config(root, epochs=epochs)
     # This lane is about caching, pushing and the registry: a retrained model may score worse
     # than the baseline and still be pushed. The shipped gate has its own lane (gate_e2e_test).
+    # FID's gap check is off too: on 24 test images of 16 px its spread is about the check's
+    # whole range (two models of the same paired error, 17.8 and 19.8 against doing nothing's
+    # 48.6, closed 0.41 ± 0.21 and 0.09 ± 0.28 of the B->A gap). The paired error still refuses
+    # the untrained candidate.
     gate = dataclasses.replace(
-        config.evaluate.gate, fid_max_relative_increase=10.0, mae_max_increase=100.0
+        config.evaluate.gate,
+        fid_max_relative_increase=10.0,
+        mae_max_increase=100.0,
+        fid_gap_closed_min=-1.0e9,
     )
     return config.replace(evaluate=dataclasses.replace(config.evaluate, gate=gate))
 
@@ -113,6 +123,24 @@ def cached_rerun(workspace, rerun):
     return latest_run_executions(config.paths.metadata_path, config.pipeline.name), outcome
 
 
+def _rewrite_identically(folder: Path) -> None:
+    """Writes every TFRecord again with the same bytes and a later mtime (`dvc repro -f`)."""
+    for path in sorted(folder.rglob("*.tfrecord")):
+        content = path.read_bytes()
+        path.unlink()
+        path.write_bytes(content)
+        later = path.stat().st_mtime + 3600
+        os.utime(path, (later, later))
+
+
+@pytest.fixture(scope="module")
+def rewritten_rerun(workspace, cached_rerun):
+    config = _config(workspace, epochs=TRAINED_EPOCHS)
+    _rewrite_identically(config.paths.resolve("preprocessed"))
+    outcome = run_and_report(config)
+    return latest_run_executions(config.paths.metadata_path, config.pipeline.name), outcome
+
+
 def _store(config):
     return metadata.Metadata(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -146,7 +174,7 @@ def _node_executions(config, node):
 
 
 @pytest.fixture(scope="module")
-def project_copy(workspace, cached_rerun, tmp_path_factory):
+def project_copy(workspace, rewritten_rerun, tmp_path_factory):
     """The project's code copied, and params.yaml of the e2e config in the workspace."""
     code = tmp_path_factory.mktemp("code")
     for package in ("cyclegan_tfx", "components", "pipeline"):
@@ -179,7 +207,8 @@ def trainer_code_change(workspace, project_copy):
     networks = code / "cyclegan_tfx" / "model" / "networks.py"
     text = networks.read_text()
     assert "_INIT_STDDEV = 0.02" in text
-    networks.write_text(text.replace("_INIT_STDDEV = 0.02", "_INIT_STDDEV = 0.05"))
+    # A small change: other weights, a model about as good.
+    networks.write_text(text.replace("_INIT_STDDEV = 0.02", "_INIT_STDDEV = 0.025"))
     result = _run_copy(code, params)
     summary = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
     return config, trainers_before, result, summary
@@ -190,7 +219,8 @@ def metric_code_change(workspace, project_copy, trainer_code_change):
     code, params = project_copy
     config = _config(workspace, TRAINED_EPOCHS)
     evaluators_before = {e[0] for e in _node_executions(config, "Evaluator")}
-    metric = code / "components" / "quality_metrics.py"
+    # A line of the scoring module the metric imports (its code closure, not only its file).
+    metric = code / "cyclegan_tfx" / "evaluation" / "quality.py"
     text = metric.read_text()
     assert "KID_SEED = 0\n" in text
     metric.write_text(text.replace("KID_SEED = 0\n", "KID_SEED = 0  # seed\n"))
@@ -207,8 +237,10 @@ def test_untrained_candidate_is_evaluated_but_not_pushed(untrained_run):
     summary, _ = write_reports(config)
     assert summary["blessed"] is False
     assert summary["pushed_version"] is None
-    assert summary["mae_a2b"] > summary["mae_a2b_identity"]  # worse than doing nothing
-    assert summary["backbone"] == "fallback-inceptionv3-random-seed0"
+    # Not a translation: the paired error is far from the gate's share of doing nothing's.
+    gate = config.evaluate.gate
+    assert summary["mae_a2b"] > gate.mae_vs_identity_max * summary["mae_a2b_identity"]
+    assert summary["backbone"] == "inception-2015-12-05"
 
 
 def test_trained_candidate_is_blessed_and_pushed(trained_run):
@@ -218,7 +250,8 @@ def test_trained_candidate_is_blessed_and_pushed(trained_run):
     assert summary["blessed"] is True
     for direction in ("a2b", "b2a"):
         assert summary[f"mae_{direction}"] < 0.8 * summary[f"mae_{direction}_identity"]
-        assert summary[f"fid_{direction}"] < 0.8 * summary[f"fid_{direction}_identity"]
+        gap_closed = summary[f"fid_{direction}_gap_closed"]
+        assert gap_closed >= MECHANICS_GATE["fid_gap_closed_min"]  # the same weights every run
         assert summary[f"fid_{direction}_std"] > 0 and summary[f"paired_{direction}_num"] == 24
     assert summary["baseline"] is None  # no blessed model existed before
     assert _pushed_versions(config) == [summary["pushed_version"]]
@@ -304,6 +337,31 @@ def test_second_rerun_is_all_cache_hits(cached_rerun, trained_run):
     assert set(components.values()) == {"CACHED"}, states
     assert outcome.push.version == trained_run[2]["pushed_version"]
     assert outcome.push.already_pushed
+
+
+def test_identical_data_written_again_is_all_cache_hits(rewritten_rerun, trained_run):
+    """The cache follows the TFRecords' content, not their mtimes (`dvc repro -f`)."""
+    states, outcome = rewritten_rerun
+    components = {
+        node: state for node, state in states.items() if node != "latest_blessed_model_resolver"
+    }
+    assert set(components.values()) == {"CACHED"}, states
+    assert outcome.push.version == trained_run[2]["pushed_version"]
+    assert outcome.push.already_pushed
+
+
+def test_changed_data_retrains(tmp_path):
+    """One more training image: a new fingerprint, so ExampleGen and the Trainer run again."""
+    write_e2e_dataset(tmp_path)
+    config = _config(tmp_path, epochs=0.0)
+    run(config)
+    train = config.paths.resolve("preprocessed") / "train"
+    (shard,) = sorted(train.glob("*.tfrecord"))
+    write_examples(train / "extra.tfrecord", {"A": synthetic_images(1, E2E_SIZE, "A", 99)})
+    run(config)
+    states = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    assert states["ImportExampleGen"] == "COMPLETE" and states["Trainer"] == "COMPLETE"
+    assert shard.exists()
 
 
 def test_changed_training_code_retrains_and_the_new_model_is_evaluated(
@@ -423,8 +481,9 @@ def test_show_prints_the_lineage(registry_project, capsys):
     first_lineage = json.loads(capsys.readouterr().out)["lineage"]
     assert lineage["baseline_model"]["id"] == first_lineage["model"]["id"]
     assert first_lineage["trainer"]["id"] != lineage["trainer"]["id"]
-    # The first model was reused by the two unchanged reruns, and pushed once.
-    assert [e["state"] for e in first_lineage["trainer_reused_by"]] == ["CACHED", "CACHED"]
+    # The first model was reused by the three unchanged reruns (the last on rewritten
+    # identical data), and pushed once.
+    assert [e["state"] for e in first_lineage["trainer_reused_by"]] == ["CACHED"] * 3
     assert first_lineage["pushed_model"]["properties"].get("already_pushed") in (None, 0)
     assert _models_cli(params, "show", second) == 0
     text = capsys.readouterr().out
@@ -478,9 +537,11 @@ def test_explain_gate_after_the_last_run(registry_project, rerun, capsys):
         assert rows[f"fid_{direction}", "vs baseline"].passed is None
         kid = rows[f"kid_{direction}", "report"]  # no KID bound in params.yaml
         assert kid.passed is None and np.isfinite(kid.candidate)
-        assert kid.std == 0.0  # 24 vs 24 images < subset size: every subset is all of them
+        # 24 vs 24 images < subset size: every subset is all of them, and the spread is the
+        # bootstrap's over the test images (as FID's).
+        assert kid.std > 0
         assert summary[f"kid_{direction}"] == pytest.approx(kid.candidate)
-    assert report.backbone == "fallback-inceptionv3-random-seed0"
+    assert report.backbone == "inception-2015-12-05"
     gate_file = config.paths.resolve("reports") / "gate.json"
     assert json.loads(gate_file.read_text()) == json.loads(json.dumps(report.to_dict()))
     assert "gate" not in summary  # the DVC metrics file holds the numbers only
@@ -495,12 +556,13 @@ def test_explain_gate_after_the_last_run(registry_project, rerun, capsys):
     assert capsys.readouterr().out.strip() == text
     assert explain_gate_main(["--params", str(params), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(gate_file.read_text())
-    # The real test images' feature rows were cached once per image and reused by all runs.
+    # The feature rows of the real test images and of their ground truths (images that depend
+    # on the data only) were cached once per image and reused by all runs.
     stats_cache = Path(config.evaluate.backbone.cache_dir) / "fid_stats"
-    assert (
-        len(list(stats_cache.rglob("*.npy")))
-        == summary["fid_a2b_num_real"] + summary["fid_b2a_num_real"]
+    fixed_images = sum(
+        summary[f"fid_{d}_num_real"] + summary[f"paired_{d}_num"] for d in DIRECTIONS
     )
+    assert len(list(stats_cache.rglob("*.npy"))) == fixed_images
 
 
 def test_backfill_registers_a_version_again_from_ml_metadata(registry_project, rerun, capsys):

@@ -34,6 +34,7 @@ from PIL import Image
 
 from cyclegan_tfx import schema
 from cyclegan_tfx.config import PreprocessConfig
+from cyclegan_tfx.evaluation.colour_transfer import fit, transfer
 from cyclegan_tfx.preprocess import beam_pipeline, images
 from cyclegan_tfx.preprocess.__main__ import main
 
@@ -237,6 +238,8 @@ def test_tfrecords_parse_with_schema(runs: tuple[Path, Path, Path]) -> None:
     for split in schema.SPLITS:
         for example in _read_examples(run1 / "preprocessed" / split):
             keys = set(example.features.feature) - {schema.TRUTH_KEY}  # paired test images
+            if split == "test":  # every test image carries the colour-transfer baseline
+                keys.remove(schema.COLOUR_TRANSFER_KEY)
             assert keys == {
                 schema.IMAGE_KEY,
                 schema.DOMAIN_KEY,
@@ -293,6 +296,10 @@ def test_metrics_json(runs: tuple[Path, Path, Path]) -> None:
     _, run1, _ = runs
     text = (run1 / "metrics" / "preprocess.json").read_text()
     metrics = json.loads(text)
+    stats = metrics.pop("colour_stats_lab")
+    assert sorted(stats) == ["A", "B"] and all(
+        len(s["mean"]) == len(s["std"]) == 3 for s in stats.values()
+    )
     assert metrics == {
         "duplicates": 2,
         "examples": EXPECTED_EXAMPLES,
@@ -310,7 +317,32 @@ def test_metrics_json(runs: tuple[Path, Path, Path]) -> None:
             "unsupported_extension": 1,
         },
     }
-    assert text == json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+    assert (
+        text == json.dumps({**metrics, "colour_stats_lab": stats}, indent=2, sort_keys=True) + "\n"
+    )
+
+
+def test_colour_transfer_is_fitted_on_train_and_applied_to_test(runs) -> None:
+    _, run1, _ = runs
+    decoded = {
+        split: [
+            (
+                _feature(e, schema.DOMAIN_KEY).decode(),
+                np.asarray(Image.open(io.BytesIO(_feature(e, schema.IMAGE_KEY)))),
+                e,
+            )
+            for e in _read_examples(run1 / "preprocessed" / split)
+        ]
+        for split in schema.SPLITS
+    }
+    fitted = {d: fit([i for dom, i, _ in decoded["train"] if dom == d]) for d in "AB"}
+    for domain, image, example in decoded["test"]:
+        png = _feature(example, schema.COLOUR_TRANSFER_KEY)
+        expected = transfer(image, fitted[domain], fitted[schema.other_domain(domain)])
+        got = np.asarray(Image.open(io.BytesIO(png)))
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    for _, _, example in decoded["train"]:
+        assert schema.COLOUR_TRANSFER_KEY not in example.features.feature
 
 
 def test_ground_truth_is_joined_to_its_test_image(runs: tuple[Path, Path, Path]) -> None:

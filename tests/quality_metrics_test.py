@@ -19,8 +19,9 @@ from components import quality_metrics
 from components.quality_metrics import TranslationQuality, _quality_computations, emitted_keys
 from cyclegan_tfx import paired
 from cyclegan_tfx.config import BackboneBounds, OptionalDirectionBounds, load_config
-from cyclegan_tfx.fid.distance import fid_from_rows, kernel_inception_distance
+from cyclegan_tfx.fid.distance import fid_from_rows, fid_gap_closed, kernel_inception_distance
 from cyclegan_tfx.fid.reference import image_digest
+from cyclegan_tfx.fid.spreads import bootstrap_kid_std
 from cyclegan_tfx.grid import png_bytes
 from cyclegan_tfx.metric_keys import KEYS
 from pipeline.eval_config import build_eval_config, gate_thresholds
@@ -58,16 +59,25 @@ def _data():
     return real_a, real_b, fake_b, fake_a, truth_b, truth_a
 
 
-def _elements(batch_size=3, with_truth=True):
-    """StandardMetricInputs as TFMA yields them: mixed domains per batch, truth as features."""
-    real_a, real_b, fake_b, fake_a, truth_b, truth_a = _data()
+def _colour(images):
+    """A stand-in for the colour-transfer baseline's images (a brightness shift)."""
+    return np.clip(images.astype(int) + 12, 0, 255).astype(np.uint8)
+
+
+def _elements(batch_size=3, with_truth=True, data=None, partial_truth=False, colour=True):
+    """StandardMetricInputs as TFMA yields them: mixed domains per batch, truth and the
+    colour-transfer baseline as features."""
+    real_a, real_b, fake_b, fake_a, truth_b, truth_a = _data() if data is None else data
     real = np.concatenate([real_a, real_b])
     translated = np.concatenate([fake_b, fake_a])
     truth = np.array([png_bytes(t) for t in np.concatenate([truth_b, truth_a])], dtype=object)
-    truth[1] = b""  # one A image without ground truth
+    colours = np.array([png_bytes(c) for c in _colour(real)], dtype=object)
+    if partial_truth:
+        truth[1] = b""  # one A image without ground truth
     is_a = np.array([True] * NUM_A + [False] * NUM_B)
     order = np.random.default_rng(9).permutation(len(is_a))
     real, translated, is_a, truth = real[order], translated[order], is_a[order], truth[order]
+    colours = colours[order]
     elements = []
     for start in range(0, len(is_a) - 1, batch_size):
         part = slice(start, min(start + batch_size, len(is_a) - 1))
@@ -77,12 +87,16 @@ def _elements(batch_size=3, with_truth=True):
             "is_domain_a": is_a[part],
         }
         features = {"truth": truth[part]} if with_truth else {}
+        if colour:
+            features["colour_transfer"] = colours[part]
         elements.append(
             metric_types.StandardMetricInputs(predictions=predictions, features=features)
         )
     # The last example unbatched, as TFMA may pass a single example.
     last = {"real": real[-1], "translated": translated[-1], "is_domain_a": is_a[-1]}
     features = {"truth": truth[-1:]} if with_truth else {}
+    if colour:
+        features["colour_transfer"] = colours[-1:]
     elements.append(metric_types.StandardMetricInputs(predictions=last, features=features))
     return elements
 
@@ -138,18 +152,20 @@ def test_kid_matches_the_pure_function(backbone, tmp_path):
     result = _by_name(_run(_combiner(tmp_path, cache=False), _elements()))
     real_a, real_b, fake_b, _, _, _ = _data()
     fakes = _rows(backbone, fake_b, keyed_by=real_a)  # a translation is keyed by its source
-    expected = kernel_inception_distance(
-        fakes, _rows(backbone, real_b), num_subsets=5, subset_size=6, seed=0
-    )
-    assert (result["kid_a2b"], result["kid_a2b_std"]) == pytest.approx(expected, rel=1e-9)
+    reals = _rows(backbone, real_b)
+    expected, _ = kernel_inception_distance(fakes, reals, num_subsets=5, subset_size=6, seed=0)
+    assert result["kid_a2b"] == pytest.approx(expected, rel=1e-9)
+    # The spread is the bootstrap over the test images, as FID's (not 0 when N <= subset size).
+    assert result["kid_a2b_std"] == pytest.approx(bootstrap_kid_std(fakes, reals, 20), rel=1e-9)
+    assert result["kid_a2b_std"] > 0
 
 
 def test_paired_scores_against_the_ground_truth(backbone, tmp_path):
     result = _by_name(_run(_combiner(tmp_path), _elements()))
     real_a, _, fake_b, fake_a, truth_b, truth_a = _data()
-    keep = np.arange(NUM_A) != 1  # the A image without ground truth is left out
+    keep = np.arange(NUM_A) >= 0
     a2b, b2a = KEYS["a2b"], KEYS["b2a"]
-    assert result[a2b.paired_num] == NUM_A - 1 and result[b2a.paired_num] == NUM_B
+    assert result[a2b.paired_num] == NUM_A and result[b2a.paired_num] == NUM_B
     for metric, function in (("mae", paired.mae), ("psnr", paired.psnr), ("ssim", paired.ssim)):
         translated = np.mean(
             [function(x, t) for x, t in zip(fake_b[keep], truth_b[keep], strict=True)]
@@ -162,6 +178,49 @@ def test_paired_scores_against_the_ground_truth(backbone, tmp_path):
         assert result[b2a.paired(metric)] == pytest.approx(expected_b2a)
     ratio = result[a2b.paired("mae")] / result[a2b.paired("mae", "_identity")]
     assert result[a2b.mae_vs_identity] == pytest.approx(ratio)
+
+
+def test_fid_of_the_truth_is_the_floor_of_the_gap_closed(backbone, tmp_path):
+    result = _by_name(_run(_combiner(tmp_path), _elements()))
+    _, real_b, _, _, truth_b, _ = _data()
+    a2b = KEYS["a2b"]
+    truth_fid = fid_from_rows(backbone(truth_b), backbone(real_b))
+    assert result[a2b.fid_truth] == pytest.approx(truth_fid)
+    closed = fid_gap_closed(result[a2b.fid], result[a2b.fid_identity], truth_fid)
+    assert result[a2b.fid_gap_closed] == pytest.approx(closed)
+    assert result[a2b.fid_gap_closed_std] > 0
+
+
+def test_a_perfect_translation_closes_the_gap_and_doing_nothing_does_not(backbone, tmp_path):
+    real_a, real_b, _, _, truth_b, truth_a = _data()
+    perfect = (real_a, real_b, truth_b, truth_a, truth_b, truth_a)
+    nothing = (real_a, real_b, real_a, real_b, truth_b, truth_a)
+    for data, closed in ((perfect, 1.0), (nothing, 0.0)):
+        result = _by_name(_run(_combiner(tmp_path, cache=False), _elements(data=data)))
+        for direction in ("a2b", "b2a"):
+            assert result[KEYS[direction].fid_gap_closed] == pytest.approx(closed, abs=1e-9)
+
+
+def test_the_colour_transfer_baseline_is_scored_like_a_model(backbone, tmp_path):
+    result = _by_name(_run(_combiner(tmp_path), _elements()))
+    real_a, real_b, _, _, truth_b, _ = _data()
+    a2b = KEYS["a2b"]
+    colour_b = _colour(real_a)
+    expected = fid_from_rows(backbone(colour_b), backbone(real_b))
+    assert result[a2b.fid_colour_transfer] == pytest.approx(expected)
+    assert result[a2b.fid_vs_colour_transfer] == pytest.approx(result[a2b.fid] / expected)
+    assert result[a2b.fid_colour_transfer_std] > 0 and result[a2b.fid_vs_colour_transfer_std] > 0
+    mae = np.mean([paired.mae(c, t) for c, t in zip(colour_b, truth_b, strict=True)])
+    assert result[a2b.paired("mae", "_colour_transfer")] == pytest.approx(mae)
+    assert result[a2b.paired("mae", "_colour_transfer_std")] > 0
+    assert result[a2b.mae_vs_colour_transfer] == pytest.approx(result[a2b.paired("mae")] / mae)
+    without = _by_name(_run(_combiner(tmp_path), _elements(colour=False)))
+    assert a2b.fid_colour_transfer not in without and a2b.mae_vs_colour_transfer not in without
+
+
+def test_partial_ground_truth_is_a_clear_error(backbone, tmp_path):
+    with pytest.raises(ValueError, match="ground truth for 9 of 10 test images"):
+        _run(_combiner(tmp_path), _elements(partial_truth=True))
 
 
 def test_paired_data_without_truth_emits_no_paired_keys(backbone, tmp_path):
@@ -202,11 +261,12 @@ def test_kid_sample_is_capped_deterministically(backbone, tmp_path):
 
 def test_second_evaluation_reuses_the_reference_cache(backbone, tmp_path):
     first = _by_name(_run(_combiner(tmp_path), _elements()))
-    assert backbone.images_seen == 2 * (NUM_A + NUM_B)  # real and translated of both domains
+    # Real, ground truth, colour-transfer and translated images of both domains.
+    assert backbone.images_seen == 4 * (NUM_A + NUM_B)
     rows = list((tmp_path / "cache" / "fid_stats").rglob("*.npy"))
-    assert len(rows) == NUM_A + NUM_B  # one feature row per real image
+    assert len(rows) == 3 * (NUM_A + NUM_B)  # a feature row per real, truth, colour image
     second = _by_name(_run(_combiner(tmp_path), _elements()))
-    assert backbone.images_seen == 3 * (NUM_A + NUM_B), "real images must come from the cache"
+    assert backbone.images_seen == 5 * (NUM_A + NUM_B), "real images must come from the cache"
     assert second == first  # identical, bit for bit
 
 
@@ -277,12 +337,15 @@ def test_the_default_gate():
     # With ground truth the baseline comparison is on MAE, not FID (docs/gate.md).
     assert paired_names == sorted(
         [(f"mae_{d}", True) for d in ("a2b", "b2a")]
-        + [(f"{m}_{d}_vs_identity", False) for d in ("a2b", "b2a") for m in ("fid", "mae")]
+        + [(f"mae_{d}_vs_identity", False) for d in ("a2b", "b2a")]
+        + [(f"mae_{d}_vs_colour_transfer", False) for d in ("a2b", "b2a")]
+        + [(f"fid_{d}_gap_closed", False) for d in ("a2b", "b2a")]
     )
     unpaired_names = _threshold_names(build_eval_config(evaluate, ground_truth=False))
     assert unpaired_names == sorted(
         [(f"fid_{d}", True) for d in ("a2b", "b2a")]
         + [(f"fid_{d}_vs_identity", False) for d in ("a2b", "b2a")]
+        + [(f"fid_{d}_vs_colour_transfer", False) for d in ("a2b", "b2a")]
     )
 
 
@@ -315,7 +378,10 @@ GOOD = {
     for metric, suffix, value in (
         ("fid", "", 20.0),
         ("fid", "_vs_identity", 0.25),
+        ("fid", "_gap_closed", 0.8),
+        ("fid", "_vs_colour_transfer", 0.5),
         ("mae", "", 8.0),
+        ("mae", "_vs_colour_transfer", 0.5),
         ("mae", "_vs_identity", 0.25),
         ("fid", "_vs_bound", 0.5),
         ("kid", "_vs_bound", 0.0),
@@ -330,8 +396,11 @@ def test_a_model_that_does_not_beat_doing_nothing_fails():
     assert _validate(eval_config, GOOD) == (True, [])
     wrong_direction = {**GOOD, "mae_a2b_vs_identity": 1.4}  # FID alone would let it pass
     assert _validate(eval_config, wrong_direction) == (False, [("mae_a2b_vs_identity", False)])
+    no_better = {**GOOD, "fid_b2a_gap_closed": 0.15}
+    assert _validate(eval_config, no_better) == (False, [("fid_b2a_gap_closed", False)])
+    unpaired = build_eval_config(_evaluate(), ground_truth=False)
     no_better = {**GOOD, "fid_b2a_vs_identity": 0.95}
-    assert _validate(eval_config, no_better) == (False, [("fid_b2a_vs_identity", False)])
+    assert _validate(unpaired, no_better) == (False, [("fid_b2a_vs_identity", False)])
 
 
 def test_baseline_checks_need_a_baseline():

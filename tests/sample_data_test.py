@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from pathlib import Path
@@ -28,7 +29,10 @@ def _sha(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "data"
-    assert sample_data.make_sample_dataset(out, seed=7, crop_size=CROP, counts=COUNTS) == COUNTS
+    assert (
+        sample_data.make_sample_dataset(out, seed=7, crop_size=CROP, counts=COUNTS, task="grade")
+        == COUNTS
+    )
     return out
 
 
@@ -46,7 +50,7 @@ def test_layout_and_counts(dataset: Path) -> None:
 
 def test_same_seed_gives_identical_bytes(dataset: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    sample_data.make_sample_dataset(again, seed=7, crop_size=CROP, counts=COUNTS)
+    sample_data.make_sample_dataset(again, seed=7, crop_size=CROP, counts=COUNTS, task="grade")
     for name in COUNTS:
         for path in sorted((dataset / name).iterdir()):
             assert path.read_bytes() == (again / name / path.name).read_bytes(), path
@@ -54,7 +58,7 @@ def test_same_seed_gives_identical_bytes(dataset: Path, tmp_path: Path) -> None:
 
 def test_other_seed_differs(dataset: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    sample_data.make_sample_dataset(other, seed=8, crop_size=CROP, counts=COUNTS)
+    sample_data.make_sample_dataset(other, seed=8, crop_size=CROP, counts=COUNTS, task="grade")
     assert (other / "trainA" / "0000.png").read_bytes() != (
         dataset / "trainA" / "0000.png"
     ).read_bytes()
@@ -140,10 +144,15 @@ def test_uneven_dataset_cuts_domain_b_from_fewer_photographs(tmp_path: Path) -> 
     uneven = tmp_path / "uneven"
     counts = {"trainA": 40, "trainB": 40, "testA": 2, "testB": 2}
     sample_data.make_sample_dataset(
-        uneven, seed=7, crop_size=CROP, counts=counts, b_sources=sample_data.UNEVEN_B_SOURCES
+        uneven,
+        seed=7,
+        crop_size=CROP,
+        counts=counts,
+        b_sources=sample_data.UNEVEN_B_SOURCES,
+        task="grade",
     )
     even = tmp_path / "even"
-    sample_data.make_sample_dataset(even, seed=7, crop_size=CROP, counts=counts)
+    sample_data.make_sample_dataset(even, seed=7, crop_size=CROP, counts=counts, task="grade")
 
     def spread(folder: Path) -> float:
         # How varied a domain is: mean distance of each image's colour statistics to the mean.
@@ -158,3 +167,47 @@ def test_uneven_dataset_cuts_domain_b_from_fewer_photographs(tmp_path: Path) -> 
 def test_unknown_b_source_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="b_sources must name some of"):
         sample_data.make_sample_dataset(tmp_path, seed=7, counts=COUNTS, b_sources=("moon",))
+
+
+@pytest.fixture(scope="module")
+def rings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rings") / "data"
+    sample_data.make_sample_dataset(out, seed=7, crop_size=CROP, counts=COUNTS)  # the default
+    return out
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_rings_change_structure_inside_the_object_only(rings: Path) -> None:
+    """A -> B darkens rings inside the object; the background is untouched."""
+    pairs = [("testA", "testA_truthB", 1), ("testB_truthA", "testB", 1)]
+    for plain_dir, ringed_dir, _ in pairs:
+        for path in sorted((rings / plain_dir).iterdir()):
+            plain = np.asarray(Image.open(path)).astype(int)
+            ringed = np.asarray(Image.open(rings / ringed_dir / path.name)).astype(int)
+            changed = np.abs(plain - ringed).max(axis=-1) > 2
+            assert 0.05 < changed.mean() < 0.5, path  # a structure, not the whole image
+            assert (_luma(ringed)[changed] < _luma(plain)[changed]).all()  # the rings are dark
+            # The change has holes (plain bands between rings), unlike a filled blob.
+            rows = changed[changed.any(axis=1)]
+            assert any(np.diff(row.astype(int)).__abs__().sum() >= 4 for row in rows), path
+
+
+def test_rings_follow_the_object_and_are_reproducible(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    thing = sample_data.RingedObject.draw(rng, 64)
+    background = np.full((64, 64, 3), 200, np.uint8)
+    plain, ringed = thing.render(background, rings=False), thing.render(background, rings=True)
+    assert np.array_equal(ringed, thing.render(background, rings=True))
+    centre = (round(thing.centre_y), round(thing.centre_x))
+    assert (ringed[centre] < plain[centre]).all()  # the innermost band is a dark spot
+    moved = dataclasses.replace(thing, centre_x=thing.centre_x + 5)
+    assert not np.array_equal(moved.render(background, rings=True), ringed)
+    assert np.array_equal(plain[0, 0], background[0, 0])
+
+
+def test_unknown_task_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="task must be one of"):
+        sample_data.make_sample_dataset(tmp_path, seed=7, counts=COUNTS, task="zebra")

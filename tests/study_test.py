@@ -280,7 +280,9 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
     _git("add", "-A", cwd=repo)
     _git("commit", "-qm", "working tree", "--allow-empty", cwd=repo)
     dvc = str(BIN / "dvc")
-    subprocess.run([dvc, "pull", "-q", "data.dvc", "data_uneven.dvc"], cwd=repo, check=True)
+    subprocess.run(
+        [dvc, "pull", "-q", "data.dvc", "data_uneven.dvc", "data_grade.dvc"], cwd=repo, check=True
+    )
 
     small = ["--variants", "ttur", "--datasets", "uneven", "--seeds", "1", "2", "--epochs", "1"]
     command = [sys.executable, "-m", "cyclegan_tfx.study", *small]

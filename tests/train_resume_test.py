@@ -16,7 +16,7 @@ import tensorflow as tf
 from conftest import REPO_ROOT, synthetic_images, tiny_config, write_examples
 
 from cyclegan_tfx.model.checkpoints import COMMIT_MARKER
-from cyclegan_tfx.model.train import train_and_export
+from cyclegan_tfx.model.train import RunFolders, train_and_export
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ sys.path.insert(0, {tests!r})
 logging.basicConfig(level=logging.INFO)
 from pathlib import Path
 from conftest import tiny_config
-from cyclegan_tfx.model.train import train_and_export
+from cyclegan_tfx.model.train import RunFolders, train_and_export
 args = json.loads(sys.argv[1])
 config = tiny_config(Path(args["root"]), epochs=args["epochs"], checkpoint_every_steps=2)
 
@@ -47,7 +47,7 @@ def before_commit(folder):
 
 result = train_and_export(
     [args["records"]], config.model, config.train, 16, config.seed,
-    args["run_dir"], args["export_dir"], checkpoint_dir=args["checkpoints"],
+    RunFolders.choose(args["run_dir"], args["checkpoints"]), args["export_dir"],
     on_step=on_step, before_checkpoint_commit=before_commit,
 )
 print("FINGERPRINT", result.weights_fingerprint)
@@ -68,7 +68,13 @@ def uninterrupted(records, tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
     config = tiny_config(root, epochs=EPOCHS, checkpoint_every_steps=2)
     result = train_and_export(
-        [str(records)], config.model, config.train, 16, config.seed, root / "run", root / "export"
+        [str(records)],
+        config.model,
+        config.train,
+        16,
+        config.seed,
+        RunFolders.choose(root / "run"),
+        root / "export",
     )
     assert result.steps == EPOCHS * STEPS_PER_EPOCH
     return result.weights_fingerprint
@@ -147,9 +153,8 @@ def test_restart_ignores_existing_checkpoints(records, uninterrupted, tmp_path):
         config.train,
         16,
         config.seed,
-        tmp_path / "run",
+        RunFolders.choose(tmp_path / "run", tmp_path / "checkpoints"),
         tmp_path / "export",
-        checkpoint_dir=tmp_path / "checkpoints",
         on_step=lambda done, model: None,
     )
     assert result.weights_fingerprint == uninterrupted
@@ -173,9 +178,8 @@ def _train_on_ram(records, root, tag, **hooks):
         config.train,
         16,
         config.seed,
-        f"ram://{tag}/run",
+        RunFolders.choose(f"ram://{tag}/run", f"ram://{tag}/checkpoints"),
         root / "export",
-        checkpoint_dir=f"ram://{tag}/checkpoints",
         **hooks,
     )
 

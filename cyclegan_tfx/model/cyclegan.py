@@ -24,6 +24,10 @@ to help the generators fool them (the pitfall of the "one optimizer, summed loss
 dL_D/d(generators) through the fakes. Blocking both cross terms is what makes the single
 optimizer a correct CycleGAN; the remaining difference to the other strategies is one shared
 learning rate and simultaneous (not alternating) updates.
+
+Over 400 lines on purpose: like the reference's model file, the losses, the optimizers, both
+phases and the one compiled step that chains them read top to bottom in one place; the order
+of a step is the paper's, and splitting the step from its phases would hide it.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ from cyclegan_tfx.strategies import GENERATORS
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite."""
 
-    def __init__(self, network: str, step: int, value: float) -> None:
+    def __init__(
+        self, network: str, step: int, value: float, first_step: int | None = None
+    ) -> None:
+        where = f"at step {step}" if first_step in (None, step) else f"in steps {first_step}-{step}"
         super().__init__(
-            f"training diverged: the loss of {network} is {value} at step {step}; "
+            f"training diverged: the loss of {network} is {value} {where}; "
             "lower that network's learning rate (train.optimizer) or set its clipnorm. "
             "No model was exported."
         )
@@ -102,6 +109,32 @@ def build_networks(
         keras.config.set_dtype_policy(previous)
 
 
+LOSS_TERMS = (
+    "gan_ab",
+    "gan_ba",
+    "cycle_aba",
+    "cycle_bab",
+    "identity_a",
+    "identity_b",
+    "discriminator_a",
+    "discriminator_b",
+)
+"""Every loss term of a step (:func:`network_losses` groups them per network)."""
+
+
+def check_finite(losses: dict[str, float], step: int, first_step: int | None = None) -> None:
+    """Raises :class:`TrainingDivergedError` naming the first network whose loss is not finite.
+
+    Args:
+        losses: Loss terms (of one step, or means over steps `first_step`..`step`).
+        step: The (last) step they come from, counted from 1.
+        first_step: The first step of a mean, if they are one.
+    """
+    for network, value in network_losses(losses).items():
+        if not math.isfinite(value):
+            raise TrainingDivergedError(network, step, value, first_step)
+
+
 def network_losses(losses: dict[str, float]) -> dict[str, float]:
     """Groups step losses per network for logs and plots.
 
@@ -115,6 +148,18 @@ def network_losses(losses: dict[str, float]) -> dict[str, float]:
         "discriminator_a": losses["discriminator_a"],
         "discriminator_b": losses["discriminator_b"],
     }
+
+
+def make_training_deterministic() -> None:
+    """Same data, params and code -> the same weights, bit for bit (process-wide settings).
+
+    Deterministic kernels, and no grappler remapping: on the fused training step TF 2.16's
+    remapper fails at random ("remapper failed: Mutation::Apply error: fanout ... for missing
+    node .../BiasAdd") and leaves a different set of fused Conv2D+BiasAdd+activation kernels
+    each time, whose rounding differs.
+    """
+    tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"remapping": False})
 
 
 class CycleGAN:
@@ -137,7 +182,9 @@ class CycleGAN:
             train_config: Loss weights, optimizer strategy and settings, schedules, pool size.
             timeline: Length of the run (schedules decay over it); an int means that many
                 steps with `train.schedule.decay_epochs` ignored (decay over the whole run).
-            seed: Seeds weights (keras.utils.set_random_seed) and the image pools.
+            seed: Seeds weights (keras.utils.set_random_seed) and the image pools. Building
+                a CycleGAN also makes TensorFlow deterministic for the process
+                (:func:`make_training_deterministic`).
             image_size: Static image size of the networks' inputs, or None.
             jit_compile: Compile the step functions with XLA.
             distribution: tf.distribute strategy; default: the current one (one device
@@ -148,15 +195,26 @@ class CycleGAN:
         """
         if isinstance(timeline, int):
             timeline = Timeline(timeline, timeline)
+        make_training_deterministic()
         keras.utils.set_random_seed(seed)
         self.train_config = train_config
         self.timeline = timeline
         self.distribution = distribution or tf.distribute.get_strategy()
         self.replicas = self.distribution.num_replicas_in_sync
+        if image_size is None:
+            raise ValueError("CycleGAN needs the image size (its image pools hold images)")
         with self.distribution.scope():
             self._build(model_config, train_config, timeline, image_size)
-        self.pool_a = ImagePool(train_config.pool_size, seed=seed + 1)  # history of fake A
-        self.pool_b = ImagePool(train_config.pool_size, seed=seed + 2)  # history of fake B
+        # The histories of fake A and fake B: one global pool each (the global batch's fakes),
+        # the same on every replica and worker, so several replicas train like one device.
+        shape = (image_size, image_size, 3)
+        self.pool_a = ImagePool(train_config.pool_size, shape, seed=seed + 1, name="pool_a")
+        self.pool_b = ImagePool(train_config.pool_size, shape, seed=seed + 2, name="pool_b")
+        # The losses of the steps since the last read, summed on the device.
+        self._loss_sums = {
+            name: tf.Variable(0.0, trainable=False, name=f"sum_{name}") for name in LOSS_TERMS
+        }
+        self._loss_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_steps")
 
         def distributed(function):
             def run(*args):
@@ -166,7 +224,8 @@ class CycleGAN:
 
         self._generator_phase = distributed(self._generator_phase_impl)
         self._discriminator_phase = distributed(self._discriminator_phase_impl)
-        self._translate = distributed(self._translate_impl)
+        self._step = tf.function(self._step_impl)
+        self.cycle_translations = tf.function(self._cycle_translations_impl)
 
     def _build(self, model_config, train_config, timeline, image_size) -> None:
         self.mixed_precision = resolve_mixed_precision(train_config.mixed_precision)
@@ -238,6 +297,11 @@ class CycleGAN:
         gradients = {"generator_ab": grads[:split], "generator_ba": grads[split:]}
         if self.strategy.separate_generator_update:
             self._apply(gradients)
+        # The discriminator phase waits for this one's gradients: the backward pass reads the
+        # discriminators' weights, which that phase (or `single`'s one update) overwrites in
+        # place. Without this barrier the two race and `single` trains differently at random.
+        with tf.control_dependencies(grads):
+            fake_a, fake_b = tf.identity(fake_a), tf.identity(fake_b)
         return fake_a, fake_b, losses, gradients
 
     def _discriminator_phase_impl(self, real_a, real_b, fake_a, fake_b, generator_gradients):
@@ -264,6 +328,94 @@ class CycleGAN:
             self.networks.generator_ba(real_b, training=True),
             self.networks.generator_ab(real_a, training=True),
         )
+
+    def _cycle_translations_impl(self, real_a: tf.Tensor, real_b: tf.Tensor):
+        """(fake B, reconstructed A, fake A, reconstructed B) in inference mode (the samples)."""
+        g_ab, g_ba = self.networks.generator_ab, self.networks.generator_ba
+        fake_b, fake_a = g_ab(real_a, training=False), g_ba(real_b, training=False)
+        return fake_b, g_ba(fake_b, training=False), fake_a, g_ab(fake_a, training=False)
+
+    # ------------------------------------------------------ the compiled step
+    def _local(self, batch: tf.Tensor) -> tf.Tensor:
+        """Inside a replica: its part of a global batch."""
+        if self.replicas == 1:
+            return batch
+        context = tf.distribute.get_replica_context()
+        size = tf.shape(batch)[0] // self.replicas
+        start = context.replica_id_in_sync_group * size
+        return batch[start : start + size]
+
+    def _global(self, value) -> tf.Tensor:
+        """Per-replica batches -> the global batch, in replica order (in the graph)."""
+        if self.replicas == 1:
+            return value
+        return self.distribution.gather(value, axis=0)
+
+    def _reduced(self, losses: dict) -> dict[str, tf.Tensor]:
+        if self.replicas == 1:
+            return losses
+        mean = tf.distribute.ReduceOp.MEAN
+        return {k: self.distribution.reduce(mean, v, axis=None) for k, v in losses.items()}
+
+    def _discriminator_update(self, real_a, real_b, fake_a, fake_b, gradients) -> dict:
+        """Pools the global fakes, then one discriminator phase on every replica."""
+        # The all-gather of several workers loses the static batch size the pools loop over.
+        fake_a, fake_b = (
+            tf.ensure_shape(fake_a, real_a.shape),
+            tf.ensure_shape(fake_b, real_b.shape),
+        )
+        pooled_a, pooled_b = self.pool_a.query(fake_a), self.pool_b.query(fake_b)
+
+        def phase(real_a, real_b, pooled_a, pooled_b, gradients):
+            return self._discriminator_phase_impl(
+                self._local(real_a),
+                self._local(real_b),
+                self._local(pooled_a),
+                self._local(pooled_b),
+                gradients,
+            )
+
+        losses = self.distribution.run(phase, args=(real_a, real_b, pooled_a, pooled_b, gradients))
+        return self._reduced(losses)
+
+    def _step_impl(self, real_a: tf.Tensor, real_b: tf.Tensor, extra_batches: tuple):
+        """One whole CycleGAN step on global batches, in one graph (see :meth:`train_step`)."""
+
+        def generator_phase(real_a, real_b):
+            return self._generator_phase_impl(self._local(real_a), self._local(real_b))
+
+        fake_a, fake_b, generator_losses, gradients = self.distribution.run(
+            generator_phase, args=(real_a, real_b)
+        )
+        if self.strategy.separate_generator_update:
+            gradients = {}
+        losses = self._discriminator_update(
+            real_a, real_b, self._global(fake_a), self._global(fake_b), gradients
+        )
+        for extra_a, extra_b in extra_batches:
+
+            def translate(real_a, real_b):
+                return self._translate_impl(self._local(real_a), self._local(real_b))
+
+            fake_a, fake_b = self.distribution.run(translate, args=(extra_a, extra_b))
+            losses = self._discriminator_update(
+                extra_a, extra_b, self._global(fake_a), self._global(fake_b), {}
+            )
+        self.step_counter.assign_add(1)
+        losses = {**self._reduced(generator_losses), **losses}
+        for name, value in losses.items():
+            self._loss_sums[name].assign_add(tf.cast(value, tf.float32))
+        self._loss_steps.assign_add(1)
+        return losses
+
+    def take_loss_means(self) -> dict[str, float]:
+        """The mean of every loss term over the steps since the last call (then reset)."""
+        steps = max(int(self._loss_steps.numpy()), 1)
+        means = {name: float(total.numpy()) / steps for name, total in self._loss_sums.items()}
+        for total in self._loss_sums.values():
+            total.assign(0.0)
+        self._loss_steps.assign(0)
+        return means
 
     # ------------------------------------------------------- distribution helpers
     def _split(self, batch):
@@ -332,35 +484,35 @@ class CycleGAN:
         )
         return self._mean(losses)
 
-    def train_step(self, real_a, real_b, extra_batches=()) -> dict[str, float]:
-        """One CycleGAN step; returns every loss term as a float.
+    def train_step_on_device(self, real_a, real_b, extra_batches=()) -> dict[str, tf.Tensor]:
+        """One CycleGAN step, compiled whole; returns every loss term as a tensor.
+
+        Nothing is copied to the host: the generator phase, the image pools and the
+        discriminator phase(s) run in one graph. Read the losses only when needed (the
+        training loop does every `train.log_every_steps`, :func:`check_finite` with them).
 
         Args:
             real_a: Global batch of domain A, float [-1, 1].
             real_b: Global batch of domain B.
             extra_batches: `n_critic - 1` further (real_a, real_b) pairs for the extra
                 discriminator updates.
+        """
+        return self._step(
+            tf.convert_to_tensor(real_a),
+            tf.convert_to_tensor(real_b),
+            tuple((tf.convert_to_tensor(a), tf.convert_to_tensor(b)) for a, b in extra_batches),
+        )
+
+    def train_step(self, real_a, real_b, extra_batches=()) -> dict[str, float]:
+        """One CycleGAN step (:meth:`train_step_on_device`); returns the losses as floats.
 
         Raises:
             TrainingDivergedError: If a loss is NaN or infinite.
         """
-        fake_a, fake_b, generator_losses, gradients = self.generator_step(real_a, real_b)
-        discriminator_losses = self.discriminator_step(
-            real_a, real_b, self.pool_a.query(fake_a), self.pool_b.query(fake_b), gradients
-        )
-        for extra_a, extra_b in extra_batches:
-            fake_a, fake_b = self._translate(self._split(extra_a), self._split(extra_b))
-            discriminator_losses = self.discriminator_step(
-                extra_a,
-                extra_b,
-                self.pool_a.query(self._gather(fake_a)),
-                self.pool_b.query(self._gather(fake_b)),
-            )
-        losses = {**generator_losses, **discriminator_losses}
-        for network, value in network_losses(losses).items():
-            if not math.isfinite(value):
-                raise TrainingDivergedError(network, self.step, value)
-        self.step_counter.assign_add(1)
+        losses = {
+            k: float(v) for k, v in self.train_step_on_device(real_a, real_b, extra_batches).items()
+        }
+        check_finite(losses, self.step)
         return losses
 
     def learning_rates(self, step: int | None = None) -> dict[str, float]:
@@ -377,9 +529,11 @@ class CycleGAN:
         }
 
     def checkpoint_objects(self) -> dict[str, object]:
-        """The trackables of a training checkpoint (networks, optimizer slots, step)."""
+        """The trackables of a training checkpoint (networks, optimizer slots, step, pools)."""
         return {
             "step": self.step_counter,
+            "pool_a": self.pool_a,
+            "pool_b": self.pool_b,
             **{name: self.networks.get(name) for name in NETWORK_NAMES},
             **{f"optimizer_{group}": opt for group, opt in self.optimizers.items()},
         }

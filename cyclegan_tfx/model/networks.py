@@ -54,6 +54,44 @@ class ReflectionPadding2D(layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+@keras.saving.register_keras_serializable(package="cyclegan_tfx")
+class ResidualOutput(layers.Layer):
+    """The image plus the generator's change, clipped to the image range [-1, 1]."""
+
+    def call(self, image, change):
+        """`clip(image + change, -1, 1)`."""
+        return keras.ops.clip(image + keras.ops.cast(change, image.dtype), -1.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tfx")
+class AttentionOutput(layers.Layer):
+    """Attention-guided output (Mejjati et al. 2018): `mask * content + (1 - mask) * image`.
+
+    The last layer's first three channels are the content (tanh), the fourth the mask
+    (sigmoid): where the mask is 0 the input passes through unchanged.
+    """
+
+    def call(self, image, last):
+        """Blends the content into the image where the mask says so."""
+        last = keras.ops.cast(last, image.dtype)
+        content = keras.ops.tanh(last[..., :3])
+        mask = keras.ops.sigmoid(last[..., 3:])
+        return mask * content + (1.0 - mask) * image
+
+
+OUTPUT_CHANNELS = {"tanh": 3, "residual": 3, "attention": 4}
+"""Channels of the generator's last layer, per `model.generator_output`."""
+
+
+def _output(inputs, x, mode: str):
+    """The generator's last step: tanh of the last layer, the input plus it, or a blend."""
+    if mode == "residual":
+        return ResidualOutput(name="out_residual", dtype="float32")(inputs, x)
+    if mode == "attention":
+        return AttentionOutput(name="out_attention", dtype="float32")(inputs, x)
+    return layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
+
+
 def _residual_block(x, filters: int, name: str):
     shortcut = x
     for i in (1, 2):
@@ -122,7 +160,8 @@ def build_unet_generator(
 
     `unet_downsamplings` stride-2 4x4 convolutions (filters f, 2f, 4f, then 8f), instance norm
     and LeakyReLU(0.2) on the way down, the mirror image with ReLU on the way up, and a skip
-    connection (concatenation) at every scale; tanh output. With 6 downsamplings a 64 px image
+    connection (concatenation) at every scale; tanh or residual output
+    (`model.generator_output`). With 6 downsamplings a 64 px image
     reaches 1 x 1. The skips carry the input's detail straight to the output, so a colour or
     texture mapping is learned in far fewer steps than through the ResNet's bottleneck.
     """
@@ -141,12 +180,11 @@ def build_unet_generator(
     for level in reversed(range(downs)):
         if level < downs - 1:
             x = layers.Concatenate(name=f"skip{level + 1}")([skips[level], x])
-        width = 3 if level == 0 else widths[level - 1]
+        width = OUTPUT_CHANNELS[config.generator_output] if level == 0 else widths[level - 1]
         x = _unet_up(x, width, config.upsampling, f"up{level + 1}")
         if level > 0:
             x = instance_norm(f"up{level + 1}_norm")(x)
-    outputs = layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def build_resnet_generator(
@@ -177,9 +215,9 @@ def build_resnet_generator(
         x = instance_norm(f"up{i}_norm")(x)
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = ReflectionPadding2D(3, name="out_pad")(x)
-    x = layers.Conv2D(3, 7, kernel_initializer=_conv_init(), name="out_conv")(x)
-    outputs = layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
+    channels = OUTPUT_CHANNELS[config.generator_output]
+    x = layers.Conv2D(channels, 7, kernel_initializer=_conv_init(), name="out_conv")(x)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def build_discriminator(

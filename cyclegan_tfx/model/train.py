@@ -1,4 +1,8 @@
-"""The training run: data in, trained generators exported, logs and curves written."""
+"""The training run: data in, trained generators exported, logs and curves written.
+
+Over 400 lines on purpose: a run's stages (its folders, set-up, the loop, the export) share
+one TrainingRun and private helpers, and each stage is short; the file is the run in order.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -23,8 +26,8 @@ from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
-from cyclegan_tfx.model.cyclegan import CycleGAN, network_losses
-from cyclegan_tfx.model.distribution import is_chief, select_distribution
+from cyclegan_tfx.model.cyclegan import CycleGAN, check_finite, network_losses
+from cyclegan_tfx.model.distribution import is_chief
 from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.networks import build_generator
 from cyclegan_tfx.model.schedules import Timeline
@@ -68,22 +71,251 @@ def checkpoint_key(train_files: list[str], trainer_config: dict[str, Any]) -> st
 
 def _sample_grid(cyclegan: CycleGAN, real_a: np.ndarray, real_b: np.ndarray) -> np.ndarray:
     """Real A | fake B | reconstructed A   ||   real B | fake A | reconstructed B."""
-    nets = cyclegan.networks
+    translated = cyclegan.cycle_translations(data.to_float(real_a), data.to_float(real_b))
+    fake_b, rec_a, fake_a, rec_b = (data.to_uint8(t).numpy() for t in translated)
+    return image_grid([real_a, fake_b, rec_a, real_b, fake_a, rec_b])
 
-    def run(network, images):
-        return network(images, training=False)
 
-    a, b = data.to_float(real_a), data.to_float(real_b)
-    fake_b, fake_a = run(nets.generator_ab, a), run(nets.generator_ba, b)
-    columns = [
-        real_a,
-        data.to_uint8(fake_b).numpy(),
-        data.to_uint8(run(nets.generator_ba, fake_b)).numpy(),
-        real_b,
-        data.to_uint8(fake_a).numpy(),
-        data.to_uint8(run(nets.generator_ab, fake_a)).numpy(),
-    ]
-    return image_grid(columns)
+@dataclasses.dataclass(frozen=True)
+class RunFolders:
+    """Where a training run writes.
+
+    Attributes:
+        run_dir: Logs, TensorBoard summaries and sample grids (any TensorFlow filesystem).
+        checkpoint_dir: This run's checkpoints, or None for none (any TensorFlow filesystem).
+        live_dir: The local folder DVCLive writes the curves to while training.
+        scratch: A temporary folder to delete at the end (a non-chief worker's), or None.
+    """
+
+    run_dir: str
+    checkpoint_dir: str | None
+    live_dir: Path
+    scratch: str | None = None
+
+    @property
+    def remote_checkpoints(self) -> bool:
+        """Whether the checkpoints are on a remote filesystem (the curves travel with them)."""
+        return self.checkpoint_dir is not None and _is_remote(self.checkpoint_dir)
+
+    @classmethod
+    def choose(
+        cls,
+        run_dir: str | Path,
+        checkpoint_dir: str | Path | None = None,
+        live_dir: str | Path | None = None,
+        chief: bool = True,
+    ) -> RunFolders:
+        """The folders of a run, chosen as the Trainer and the studies need them.
+
+        DVCLive writes beside local checkpoints (a resumed run continues its curves), else
+        in `run_dir` if local, else in a temporary folder; a non-chief worker of a
+        multi-worker run writes only scratch files.
+        """
+        if not chief:
+            scratch = tempfile.mkdtemp(prefix="cyclegan-worker-")
+            return cls(join(scratch, "run"), _str(checkpoint_dir), Path(scratch, LIVE_DIR), scratch)
+        if live_dir is None:
+            if checkpoint_dir is not None and not _is_remote(checkpoint_dir):
+                live_dir = Path(checkpoint_dir) / LIVE_DIR
+            elif not _is_remote(run_dir):
+                live_dir = Path(run_dir) / LIVE_DIR
+            else:
+                live_dir = Path(tempfile.mkdtemp(prefix="dvclive-"))
+        return cls(str(run_dir), _str(checkpoint_dir), Path(live_dir))
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """A run set up to train: the model, its data streams, checkpoints and logs."""
+
+    cyclegan: CycleGAN
+    config: TrainConfig
+    folders: RunFolders
+    examples: dict[str, int]
+    per_epoch: int
+    steps: int
+    batch: int
+    streams: tuple[Any, Any]
+    samples: tuple[np.ndarray, np.ndarray]
+    checkpoints: TrainingCheckpoints | None
+    curves: TrainingLog
+    chief: bool
+
+
+def prepare_run(
+    train_files: list[str],
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    image_size: int,
+    seed: int,
+    folders: RunFolders,
+    distribution: tf.distribute.Strategy,
+    before_checkpoint_commit: Callable[[str], None] | None = None,
+) -> TrainingRun:
+    """Sets a run up: counts the data, builds the model and streams, restores checkpoints.
+
+    Raises:
+        TrainingDataError: If a domain has no training images.
+    """
+    tf.io.gfile.makedirs(folders.run_dir)
+    examples = data.count_domains(train_files)
+    empty = [d for d, n in examples.items() if n == 0]
+    if empty:
+        raise TrainingDataError(
+            f"no training images for domain(s) {empty} in {len(train_files)} file(s); "
+            "check data/trainA and data/trainB"
+        )
+    per_epoch = steps_per_epoch(examples, train_config.batch_size)
+    timeline = Timeline.from_epochs(
+        train_config.epochs, train_config.schedule.decay_epochs, per_epoch
+    )
+    batch = min(train_config.batch_size, min(examples.values()))
+    logger.info(
+        "training %d steps on %s (batch %d, strategy %s, n_critic %d)",
+        timeline.total_steps,
+        examples,
+        batch,
+        train_config.optimizer.strategy,
+        train_config.optimizer.n_critic,
+    )
+    cyclegan = CycleGAN(
+        model_config,
+        train_config,
+        timeline,
+        seed=seed,
+        image_size=image_size,
+        distribution=distribution,
+    )
+    augmentation = {
+        "jitter_scale": train_config.jitter_scale if train_config.random_jitter else 1.0,
+        "flip": train_config.random_flip,
+    }
+    streams = tuple(
+        iter(data.training_stream(train_files, domain, image_size, batch, seed + i, **augmentation))
+        for i, domain in enumerate("AB")
+    )
+    samples = tuple(
+        np.stack(list(data.domain_images(train_files, domain, image_size).take(SAMPLE_COUNT)))
+        for domain in "AB"
+    )
+    chief = is_chief(distribution)
+    checkpoints = None
+    if folders.checkpoint_dir is not None:
+        trackables = {
+            **cyclegan.checkpoint_objects(),
+            "stream_a": streams[0],
+            "stream_b": streams[1],
+        }
+        checkpoints = TrainingCheckpoints(
+            folders.checkpoint_dir,
+            trackables,
+            before_commit=before_checkpoint_commit,
+            files_dir=folders.live_dir if folders.remote_checkpoints else None,
+            read_only=not chief,
+        )
+        if train_config.restart and chief:
+            logger.info(
+                "train.restart is true: discarding checkpoints in %s", folders.checkpoint_dir
+            )
+            checkpoints.remove_all()
+        elif checkpoints.restore_latest() is not None:
+            logger.info("resuming at step %d of %d", cyclegan.step, timeline.total_steps)
+    curves = TrainingLog(folders.live_dir, resume_step=cyclegan.step if cyclegan.step else None)
+    return TrainingRun(
+        cyclegan,
+        train_config,
+        folders,
+        examples,
+        per_epoch,
+        timeline.total_steps,
+        batch,
+        streams,
+        samples,
+        checkpoints,
+        curves,
+        chief,
+    )
+
+
+def _report(run: TrainingRun, done: int, losses: dict[str, float], progress: Progress) -> None:
+    """The curves, TensorBoard and the log line, every `log_every_steps` (means over them)."""
+    rates = run.cyclegan.learning_rates(done)
+    per_network = network_losses(losses)
+    run.curves.log(done, per_network, rates)
+    for name, value in {**per_network, **losses}.items():
+        tf.summary.scalar(f"loss/{name}", value, step=done)
+    for name, value in rates.items():
+        tf.summary.scalar(f"learning_rate/{name}", value, step=done)
+    logger.info(
+        "step %d/%d (epoch %.2f, %s) %s",
+        done,
+        run.steps,
+        done / run.per_epoch,
+        progress.update(done),
+        "  ".join(f"{n}: loss {per_network[n]:.4f} lr {rates[n]:.2e}" for n in NETWORK_NAMES),
+    )
+
+
+def run_loop(run: TrainingRun, on_step: Callable[[int, CycleGAN], None] | None = None) -> dict:
+    """Trains the remaining steps; returns the last logged losses (means of the interval).
+
+    The step is compiled whole and its losses stay on the device (summed there); the host
+    reads them, checks them and writes the curves once every `train.log_every_steps` steps.
+
+    Raises:
+        TrainingDivergedError: If a loss is NaN or infinite (checked at each report).
+    """
+    cyclegan, config = run.cyclegan, run.config
+    stream_a, stream_b = run.streams
+    progress = Progress(cyclegan.step, run.steps)
+    writer = tf.summary.create_file_writer(join(run.folders.run_dir, "tensorboard"))
+    final: dict[str, float] = {}
+    sampled, reported = False, cyclegan.step
+    with writer.as_default():
+        for step in range(cyclegan.step, run.steps):
+            extra = [(next(stream_a), next(stream_b)) for _ in range(config.optimizer.n_critic - 1)]
+            cyclegan.train_step_on_device(next(stream_a), next(stream_b), extra)
+            done = step + 1
+            if done % config.log_every_steps == 0 or done == run.steps:
+                losses = cyclegan.take_loss_means()
+                check_finite(losses, done, first_step=reported + 1)
+                reported = done
+                final = {**network_losses(losses), **losses}
+                _report(run, done, losses, progress)
+            if done % config.checkpoint_every_steps == 0 or done == run.steps:
+                grid = _sample_grid(cyclegan, *run.samples)
+                tf.summary.image("samples", grid[None], step=done)
+                _write_samples(run.folders.run_dir, grid)
+                sampled = True
+            if run.checkpoints is not None and done % config.checkpoint_every_steps == 0:
+                run.checkpoints.save(done)
+            if on_step is not None:
+                on_step(done, cyclegan)
+    if not sampled:  # a resumed run that had nothing left to train
+        _write_samples(run.folders.run_dir, _sample_grid(cyclegan, *run.samples))
+    run.curves.close(copy_to=join(run.folders.run_dir, LIVE_DIR))
+    return final
+
+
+def finish_run(
+    run: TrainingRun,
+    final: dict,
+    seconds: float,
+    model_config: ModelConfig,
+    image_size: int,
+    export_dir: str | Path,
+) -> TrainResult:
+    """Exports the serving generators (the chief), then deletes the checkpoints."""
+    fingerprint = run.cyclegan.weights_fingerprint()
+    logger.info("trained %d steps in %.1f s; weights %s", run.steps, seconds, fingerprint)
+    if not run.chief:
+        shutil.rmtree(run.folders.scratch or "", ignore_errors=True)
+        return TrainResult(run.steps, run.examples, final, seconds, fingerprint, chief=False)
+    generators = serving_generators(run.cyclegan, model_config, image_size)
+    export_generators(*generators, image_size, export_dir)
+    if run.checkpoints is not None:
+        run.checkpoints.remove_all()
+    return TrainResult(run.steps, run.examples, final, seconds, fingerprint)
 
 
 def train_and_export(
@@ -92,21 +324,19 @@ def train_and_export(
     train_config: TrainConfig,
     image_size: int,
     seed: int,
-    run_dir: str | Path,
+    folders: RunFolders,
     export_dir: str | Path,
-    checkpoint_dir: str | Path | None = None,
+    distribution: tf.distribute.Strategy | None = None,
     on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[str], None] | None = None,
-    live_dir: str | Path | None = None,
-    distribution: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
 
-    With `checkpoint_dir`, the run saves a checkpoint every `train.checkpoint_every_steps`
-    steps and at every epoch end, resumes from the newest one when started again (unless
-    `train.restart`), and deletes them after a successful export. A resumed run reaches the
-    same weights as an uninterrupted one. `run_dir`, `export_dir` and `checkpoint_dir` may be
-    on any filesystem TensorFlow writes (gs://, s3://, hdfs://).
+    Set up (:func:`prepare_run`), train (:func:`run_loop`), export (:func:`finish_run`).
+    With `folders.checkpoint_dir`, the run saves a checkpoint every
+    `train.checkpoint_every_steps` steps, resumes from the newest one when started again
+    (unless `train.restart`), and deletes them after a successful export. A resumed run
+    reaches the same weights as an uninterrupted one.
 
     Args:
         train_files: TFRecord files (optionally gzipped) of the train split, both domains.
@@ -114,21 +344,14 @@ def train_and_export(
         train_config: Training loop, losses, optimizers.
         image_size: Side of the (square) training images.
         seed: Seeds weights, data order, flips and image pools.
-        run_dir: Where logs, TensorBoard summaries, `losses.tsv` and sample grids go.
+        folders: Where the run writes (:meth:`RunFolders.choose`).
         export_dir: Where the serving SavedModel is written.
-        checkpoint_dir: Folder for this run's checkpoints, or None for none.
+        distribution: The tf.distribute strategy (the Trainer chooses it from `TF_CONFIG`:
+            :func:`cyclegan_tfx.model.distribution.select_distribution`); default: one device.
+            In a multi-worker run only the chief writes the folders, checkpoints and export.
         on_step: Called after each step with the number of completed steps and the model
-            (monitoring, e.g. FID during training in `cyclegan_tfx.compare`; tests).
+            (monitoring, e.g. scores during training in `cyclegan_tfx.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
-        live_dir: Where DVCLive writes the curves while training (a local folder, e.g. the
-            workspace's `dvclive/`); default: beside local checkpoints, so a resumed run
-            continues them, else `run_dir/dvclive` if local, else a temporary folder. With
-            remote checkpoints the curves are saved in each checkpoint and restored with it.
-            They end up in `run_dir/dvclive` either way.
-        distribution: The tf.distribute strategy; default: chosen from the environment
-            (`TF_CONFIG` with several workers: multi-worker; several GPUs: mirrored). In a
-            multi-worker run only the chief writes `run_dir`, the checkpoints and the export;
-            the other workers train in step with it and restore from its checkpoints.
 
     Returns:
         A summary of the run.
@@ -137,132 +360,20 @@ def train_and_export(
         TrainingDataError: If a domain has no training images.
         TrainingDivergedError: If a loss becomes NaN/Inf (nothing is exported then).
     """
-    if distribution is None:
-        distribution = select_distribution(os.environ)  # first: before any TF operation
-    chief = is_chief(distribution)
-    tf.config.experimental.enable_op_determinism()
-    if not chief:  # trains in step with the chief; its own files are scratch
-        scratch = tempfile.mkdtemp(prefix="cyclegan-worker-")
-        run_dir, live_dir = join(scratch, "run"), Path(scratch, LIVE_DIR)
-    run_dir = str(run_dir)
-    tf.io.gfile.makedirs(run_dir)
-    size = image_size
-    train_cfg = train_config
-    examples = data.count_domains(train_files)
-    empty = [d for d, n in examples.items() if n == 0]
-    if empty:
-        raise TrainingDataError(
-            f"no training images for domain(s) {empty} in {len(train_files)} file(s); "
-            "check data/trainA and data/trainB"
-        )
-    per_epoch = steps_per_epoch(examples, train_cfg.batch_size)
-    timeline = Timeline.from_epochs(train_cfg.epochs, train_cfg.schedule.decay_epochs, per_epoch)
-    steps = timeline.total_steps
-    n_critic = train_cfg.optimizer.n_critic
-    batch = min(train_cfg.batch_size, min(examples.values()))
-    logger.info(
-        "training %d steps on %s (batch %d, strategy %s, n_critic %d)",
-        steps,
-        examples,
-        batch,
-        train_cfg.optimizer.strategy,
-        n_critic,
+    distribution = distribution or tf.distribute.get_strategy()
+    run = prepare_run(
+        train_files,
+        model_config,
+        train_config,
+        image_size,
+        seed,
+        folders,
+        distribution,
+        before_checkpoint_commit,
     )
-    cyclegan = CycleGAN(
-        model_config, train_cfg, timeline, seed=seed, image_size=size, distribution=distribution
-    )
-    augmentation = {
-        "jitter_scale": train_cfg.jitter_scale if train_cfg.random_jitter else 1.0,
-        "flip": train_cfg.random_flip,
-    }
-    stream_a = iter(data.training_stream(train_files, "A", size, batch, seed, **augmentation))
-    stream_b = iter(data.training_stream(train_files, "B", size, batch, seed + 1, **augmentation))
-    samples_a = np.stack(list(data.domain_images(train_files, "A", size).take(SAMPLE_COUNT)))
-    samples_b = np.stack(list(data.domain_images(train_files, "B", size).take(SAMPLE_COUNT)))
-
-    remote_checkpoints = checkpoint_dir is not None and _is_remote(checkpoint_dir)
-    if live_dir is None:
-        if checkpoint_dir is not None and not remote_checkpoints:
-            live_dir = Path(checkpoint_dir) / LIVE_DIR
-        elif not _is_remote(run_dir):
-            live_dir = Path(run_dir) / LIVE_DIR
-        else:
-            live_dir = Path(tempfile.mkdtemp(prefix="dvclive-"))
-    checkpoints = None
-    if checkpoint_dir is not None:
-        checkpoints = TrainingCheckpoints(
-            checkpoint_dir,
-            {
-                **cyclegan.checkpoint_objects(),
-                "stream_a": stream_a,
-                "stream_b": stream_b,
-            },
-            {"pool_a": cyclegan.pool_a, "pool_b": cyclegan.pool_b},
-            before_commit=before_checkpoint_commit,
-            files_dir=live_dir if remote_checkpoints else None,
-            read_only=not chief,
-        )
-        if train_cfg.restart and chief:
-            logger.info("train.restart is true: discarding checkpoints in %s", checkpoint_dir)
-            checkpoints.remove_all()
-        elif checkpoints.restore_latest() is not None:
-            logger.info("resuming at step %d of %d", cyclegan.step, steps)
-    curves = TrainingLog(live_dir, resume_step=cyclegan.step if cyclegan.step else None)
-
-    writer = tf.summary.create_file_writer(join(run_dir, "tensorboard"))
-    progress = Progress(cyclegan.step, steps)
-    final: dict[str, float] = {}
     start = time.monotonic()
-    sampled = False
-    with writer.as_default():
-        for step in range(cyclegan.step, steps):
-            rates = cyclegan.learning_rates(step)
-            extra = [(next(stream_a), next(stream_b)) for _ in range(n_critic - 1)]
-            losses = cyclegan.train_step(next(stream_a), next(stream_b), extra)
-            per_network = network_losses(losses)
-            final = {**per_network, **losses}
-            curves.log(step + 1, per_network, rates)
-            for name, value in final.items():
-                tf.summary.scalar(f"loss/{name}", value, step=step + 1)
-            for name, value in rates.items():
-                tf.summary.scalar(f"learning_rate/{name}", value, step=step + 1)
-            done = step + 1
-            if done % train_cfg.log_every_steps == 0 or done == steps:
-                logger.info(
-                    "step %d/%d (epoch %.2f, %s) %s",
-                    done,
-                    steps,
-                    done / per_epoch,
-                    progress.update(done),
-                    "  ".join(
-                        f"{n}: loss {per_network[n]:.4f} lr {rates[n]:.2e}" for n in NETWORK_NAMES
-                    ),
-                )
-            epoch_end = done % per_epoch == 0 or done == steps
-            if epoch_end:
-                grid = _sample_grid(cyclegan, samples_a, samples_b)
-                tf.summary.image("samples", grid[None], step=done)
-                _write_samples(run_dir, grid)
-                sampled = True
-            if checkpoints is not None and (
-                epoch_end or done % train_cfg.checkpoint_every_steps == 0
-            ):
-                checkpoints.save(done)
-            if on_step is not None:
-                on_step(done, cyclegan)
-    if not sampled:  # a resumed run that had nothing left to train
-        _write_samples(run_dir, _sample_grid(cyclegan, samples_a, samples_b))
-    curves.close(copy_to=join(run_dir, LIVE_DIR))
-    seconds = time.monotonic() - start
-    fingerprint = cyclegan.weights_fingerprint()
-    logger.info("trained %d steps in %.1f s; weights %s", steps, seconds, fingerprint)
-    if not chief:
-        shutil.rmtree(scratch, ignore_errors=True)
-        return TrainResult(steps, examples, final, seconds, fingerprint, chief=False)
-    export_generators(*serving_generators(cyclegan, model_config, size), size, export_dir)
-    if checkpoints is not None:
-        checkpoints.remove_all()
-    return TrainResult(steps, examples, final, seconds, fingerprint)
+    final = run_loop(run, on_step)
+    return finish_run(run, final, time.monotonic() - start, model_config, image_size, export_dir)
 
 
 def serving_generators(
@@ -288,6 +399,10 @@ def serving_generators(
 
 def _is_remote(path: str | Path) -> bool:
     return "://" in str(path)
+
+
+def _str(path: str | Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _write_samples(run_dir: str, grid: np.ndarray) -> None:

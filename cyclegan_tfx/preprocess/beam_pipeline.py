@@ -16,7 +16,8 @@ Stages:
    others go to the `duplicates` output.
 4. Ground truth (processed like the images) is joined to the kept test image of the same name
    (`truth` feature); a ground-truth file without a kept image is a reject
-   (`truth_without_image`).
+   (`truth_without_image`). The colour-transfer baseline is fitted on each domain's kept
+   training images and applied to every test image (`colour_transfer` feature, :mod:`.colour`).
 5. Each kept image becomes a `tf.train.Example` (keys in :mod:`cyclegan_tfx.schema`), written to
    shard `int(sha256, 16) % num_shards` of its split, sorted by SHA-256 inside the shard. Every
    shard file exists (possibly empty), and the same input gives byte-identical files whatever
@@ -44,7 +45,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from cyclegan_tfx import schema
 from cyclegan_tfx.config import PreprocessConfig
-from cyclegan_tfx.preprocess import images
+from cyclegan_tfx.preprocess import colour, images
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ImageRecord(NamedTuple):
     domain: str
     png: bytes  # image_size x image_size RGB PNG
     truth: bytes = b""  # the true translation (same size, PNG), paired test images only
+    colour_transfer: bytes = b""  # the colour-transfer baseline's translation, test images only
 
 
 class TruthRecord(NamedTuple):
@@ -293,6 +295,8 @@ def to_example(record: ImageRecord) -> tf.train.Example:
     }
     if record.truth:
         feature[schema.TRUTH_KEY] = _bytes(record.truth)
+    if record.colour_transfer:
+        feature[schema.COLOUR_TRANSFER_KEY] = _bytes(record.colour_transfer)
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -335,6 +339,7 @@ class WriteReportsFn(beam.DoFn):
         rejects: Sequence[Reject],
         duplicates: Sequence[Duplicate],
         counts: Sequence[tuple[str, int, int]],
+        colour_stats: dict[str, dict[str, list[float]]],
     ) -> Iterator[dict[str, Any]]:
         """Writes the three files; yields the metrics dict."""
         reject_rows = sorted(tuple(r) for r in rejects)
@@ -349,6 +354,7 @@ class WriteReportsFn(beam.DoFn):
         )
         metrics = build_metrics(counts, rejects, len(duplicate_rows), self._image_size)
         metrics["num_shards"] = self._num_shards
+        metrics["colour_stats_lab"] = dict(sorted(colour_stats.items()))
         _write_text(self._metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         yield metrics
 
@@ -460,7 +466,31 @@ def build_pipeline(
         | "JoinTruth" >> beam.CoGroupByKey()
         | "AttachTruth" >> beam.FlatMap(_attach_truth)
     )
-    kept = _only(joined, ImageRecord, "WithTruth")
+    with_truth = _only(joined, ImageRecord, "WithTruth")
+    colour_stats = (
+        with_truth
+        | "TrainOnly" >> beam.Filter(lambda r: r.split == "train")
+        | "ColourSums" >> beam.Map(colour.image_sums)
+        | "GroupSumsByDomain" >> beam.GroupByKey()
+        | "ColourStats" >> beam.MapTuple(colour.domain_stats)
+    )
+    test_by_domain = (
+        with_truth
+        | "TestOnly" >> beam.Filter(lambda r: r.split == schema.TRUTH_SPLIT)
+        | "KeyTestByDomain" >> beam.Map(lambda r: (r.domain, r))
+    )
+    translated = (
+        {
+            "records": test_by_domain,
+            "stats": colour_stats | "StatsForJoin" >> beam.FlatMapTuple(colour.stats_for_join),
+        }
+        | "JoinColourStats" >> beam.CoGroupByKey()
+        | "AttachColourTransfer" >> beam.FlatMapTuple(colour.with_colour_transfer)
+    )
+    kept = (
+        with_truth | "NotTest" >> beam.Filter(lambda r: r.split != schema.TRUTH_SPLIT),
+        translated,
+    ) | "AllKept" >> beam.Flatten()
     rejects = (
         _only(processed, Reject, "FileRejects"),
         _only(joined, Reject, "TruthRejects"),
@@ -485,6 +515,7 @@ def build_pipeline(
             rejects=beam.pvalue.AsList(rejects),
             duplicates=beam.pvalue.AsList(duplicates),
             counts=beam.pvalue.AsList(shard_counts),
+            colour_stats=beam.pvalue.AsDict(colour_stats),
         )
     )
     return PreprocessOutputs(kept, rejects, duplicates)

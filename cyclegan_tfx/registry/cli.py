@@ -77,13 +77,18 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
         keys = [KEYS[d].paired(metric) for d in DIRECTIONS]
         if any(k in metrics for k in keys):
             identity = " / ".join(_number(metrics.get(f"{k}_identity"), digits) for k in keys)
+            colour = " / ".join(_number(metrics.get(f"{k}_colour_transfer"), digits) for k in keys)
             cells = " / ".join(value(k, digits) for k in keys)
-            lines.append(f"  {label + ' a2b / b2a':<16} {cells}  (doing nothing {identity})")
+            lines.append(
+                f"  {label + ' a2b / b2a':<16} {cells}  (doing nothing {identity}; "
+                f"colour transfer {colour})"
+            )
     fids = " / ".join(value(KEYS[d].fid) for d in DIRECTIONS)
     identity = _number(metrics.get(KEYS["a2b"].fid_identity))
+    colour = " / ".join(_number(metrics.get(KEYS[d].fid_colour_transfer)) for d in DIRECTIONS)
     lines.append(
-        f"  FID a2b / b2a    {fids}  (doing nothing {identity}; backbone "
-        f"{metrics.get('backbone') or _MISSING})"
+        f"  FID a2b / b2a    {fids}  (doing nothing {identity}; colour transfer {colour}; "
+        f"backbone {metrics.get('backbone') or _MISSING})"
     )
     kids = " / ".join(_number(metrics.get(KEYS[d].kid), 4) for d in DIRECTIONS)
     lines.append(f"  KID a2b / b2a    {kids}")

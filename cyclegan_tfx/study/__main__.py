@@ -45,7 +45,11 @@ logger = logging.getLogger(__name__)
 REPORT_MD = "optimizer_study.md"
 REPORT_JSON = "optimizer_study.json"
 CURVES_JSON = "optimizer_study_curves.json"
-PREPROCESS_STAGES = ("dvc.yaml:preprocess", "study/dvc.yaml:preprocess_uneven")
+PREPROCESS_STAGES = (
+    "dvc.yaml:preprocess",
+    "study/dvc.yaml:preprocess_uneven",
+    "study/dvc.yaml:preprocess_grade",
+)
 
 
 def _commit(repo: Path) -> str:

@@ -26,10 +26,9 @@ from typing import Any
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.compare import train_and_score
 from cyclegan_tfx.config import STUDY_DATASETS, Config, ConfigError, load_config
-from cyclegan_tfx.fid.backbone import load_backbone
+from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.train import steps_per_epoch
-from cyclegan_tfx.test_scores import TestSetScorer, preprocessed_files
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +59,10 @@ def study_run(config: Config) -> dict[str, Any]:
     """
     config = run_config(config)
     logger.info("study run on %s from the code in %s", config.study_run.dataset, __file__)
-    train_files, test_files = preprocessed_files(config)
+    train_files, _ = preprocessed_files(config)
     per_epoch = steps_per_epoch(data.count_domains(train_files), config.train.batch_size)
     eval_every = max(1, round(config.study_run.eval_every_epochs * per_epoch))
-    test_set = TestSetScorer(test_files, load_backbone(config.evaluate.backbone))
+    test_set = TestSetScorer.from_config(config)
     # FID/KID (a backbone pass over the test split) only at the end; the curve is paired.
     result = train_and_score(config, test_set, eval_every, curve_distances=False)
     if result["final"] is None:
