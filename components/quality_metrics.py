@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -33,7 +32,7 @@ from cyclegan_tfx.code_fingerprint import code_fingerprint as fingerprint_of_cod
 from cyclegan_tfx.config import DIRECTIONS, BackboneConfig
 from cyclegan_tfx.evaluation.quality import QualitySets, QualitySettings, quality_scores
 from cyclegan_tfx.fid.backbone import Backbone, load_backbone
-from cyclegan_tfx.fid.reference import STATS_DIRNAME, FeatureCache
+from cyclegan_tfx.fid.reference import FeatureCache, feature_cache
 from cyclegan_tfx.grid import decode_png
 from cyclegan_tfx.metric_keys import KEYS
 
@@ -137,9 +136,7 @@ class _QualityCombiner(beam.CombineFn):
         """The data images' feature cache (None when `cache_reference_stats` is off)."""
         if not self._settings.cache_reference_stats:
             return None
-        backbone = self._get_backbone()
-        root = Path(self._settings.backbone.cache_dir).expanduser() / STATS_DIRNAME
-        return FeatureCache(root, backbone.name, backbone.feature_dim)
+        return feature_cache(self._settings.backbone.cache_dir, self._get_backbone())
 
     def _flush(self, sets: QualitySets, force: bool) -> QualitySets:
         sets.flush(self._get_backbone(), self._cache(), self._settings.quality.batch_size, force)

@@ -10,6 +10,7 @@ from fid_fakes import CountingBackbone
 from cyclegan_tfx.compare import train_and_score
 from cyclegan_tfx.evaluation.quality import QualitySettings
 from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
+from cyclegan_tfx.fid.reference import feature_cache
 
 
 @pytest.fixture
@@ -67,3 +68,26 @@ def test_bfloat16_runs_are_scored_on_the_float32_export(config):
         mixed, TestSetScorer(test_files, CountingBackbone(), QualitySettings(kid_num_subsets=2))
     )
     assert np.isfinite(result["final"]["mae_a2b"])
+
+
+def test_a_scorer_with_the_disk_cache_runs_the_backbone_on_the_translations_only(
+    config, tmp_path
+):
+    # As the study's runs (one process each) share the Evaluator's feature cache.
+    _, test_files = preprocessed_files(config)
+
+    def identity(images, training):
+        return images
+
+    generators = {"a2b": identity, "b2a": identity}
+    scores, seen = [], []
+    for _ in range(2):
+        backbone = CountingBackbone()
+        cache = feature_cache(tmp_path / "cache", backbone)
+        scorer = TestSetScorer(test_files, backbone, QualitySettings(kid_num_subsets=2), cache)
+        scores.append(scorer.scores(generators))
+        seen.append(backbone.images_seen)
+    translations = 6 + 6
+    fixed = 6 + 6 + 6 + 6  # real A and B, and their ground truths
+    assert seen == [translations + fixed, translations]
+    assert scores[1] == scores[0]

@@ -2,7 +2,8 @@
 
 The same scores as the Evaluator's (:mod:`cyclegan_tfx.evaluation.quality`, the one scoring
 path), computed outside the pipeline on the whole test split at once: the images that do not
-depend on the model (real, ground truth, colour transfer) run through the backbone once, and
+depend on the model (real, ground truth, colour transfer) run through the backbone once (with
+`evaluate.cache_reference_stats`, once for every process: the Evaluator's feature cache), and
 only the translations on every call.
 """
 
@@ -23,6 +24,7 @@ from cyclegan_tfx.evaluation.quality import (
     quality_scores,
 )
 from cyclegan_tfx.fid.backbone import Backbone, load_backbone
+from cyclegan_tfx.fid.reference import FeatureCache, feature_cache
 from cyclegan_tfx.grid import decode_png
 from cyclegan_tfx.model import data
 
@@ -116,19 +118,25 @@ class TestSetScorer:
         backbone: The FID feature network.
         settings: How to score (:func:`quality_settings`; default: the defaults); with ground
             truth exactly when every test image carries it.
+        cache: Where the feature rows of the images that do not depend on the model are kept
+            (default: in memory, for this scorer's life).
     """
 
     __test__ = False  # not a pytest class
 
     def __init__(
-        self, files: list[str], backbone: Backbone, settings: QualitySettings | None = None
+        self,
+        files: list[str],
+        backbone: Backbone,
+        settings: QualitySettings | None = None,
+        cache: FeatureCache | MemoryFeatureCache | None = None,
     ) -> None:
         self.backbone = backbone
         self.split = read_test_split(files)
         self.settings = dataclasses.replace(
             settings or QualitySettings(), ground_truth=self.has_ground_truth
         )
-        self._cache = MemoryFeatureCache()
+        self._cache = cache if cache is not None else MemoryFeatureCache()
 
     @classmethod
     def from_config(cls, config: Config, backbone: Backbone | None = None) -> TestSetScorer:
@@ -141,7 +149,11 @@ class TestSetScorer:
         _, test_files = preprocessed_files(config)
         if backbone is None:
             backbone = load_backbone(config.evaluate.backbone)
-        return cls(test_files, backbone, quality_settings(config.evaluate, ground_truth=False))
+        settings = quality_settings(config.evaluate, ground_truth=False)
+        cache = None
+        if config.evaluate.cache_reference_stats:  # the Evaluator's cache: shared across runs
+            cache = feature_cache(config.evaluate.backbone.cache_dir, backbone)
+        return cls(test_files, backbone, settings, cache)
 
     @property
     def has_ground_truth(self) -> bool:

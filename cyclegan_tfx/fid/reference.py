@@ -113,6 +113,17 @@ class FeatureCache:
                 return
 
 
+def feature_cache(cache_dir: str | Path, backbone: Backbone) -> FeatureCache:
+    """The data images' feature cache of a backbone: `<cache_dir>/fid_stats/` (any process).
+
+    Args:
+        cache_dir: The backbone's cache folder (`evaluate.backbone.cache_dir`; `~` expands).
+        backbone: The feature network (its name and dimension are part of the key).
+    """
+    root = Path(cache_dir).expanduser() / STATS_DIRNAME
+    return FeatureCache(root, backbone.name, backbone.feature_dim)
+
+
 @dataclasses.dataclass
 class StreamingFeatures:
     """FID sums and KID sample of an image set, fed one image at a time; mergeable.
