@@ -70,9 +70,7 @@ def test_bfloat16_runs_are_scored_on_the_float32_export(config):
     assert np.isfinite(result["final"]["mae_a2b"])
 
 
-def test_a_scorer_with_the_disk_cache_runs_the_backbone_on_the_translations_only(
-    config, tmp_path
-):
+def test_a_scorer_with_the_disk_cache_runs_the_backbone_on_the_translations_only(config, tmp_path):
     # As the study's runs (one process each) share the Evaluator's feature cache.
     _, test_files = preprocessed_files(config)
 
