@@ -21,7 +21,7 @@ WORKDIR /pipeline
 # Dependencies first (cached while requirements.lock does not change).
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 COPY requirements.lock ./
-RUN uv pip sync --system --no-cache requirements.lock
+RUN uv pip sync --system --no-cache --compile-bytecode requirements.lock
 
 # Then the project itself, installed in place (no dependency resolution: the lock has them).
 COPY pyproject.toml README.md params.yaml ./

@@ -41,11 +41,14 @@ help:
 setup: $(STAMP)
 	@$(BIN)/cyclegan-tfx fid-weights --params params.yaml
 
+# Bytecode is compiled at install time: where PYTHONDONTWRITEBYTECODE is set (this CI image, many
+# containers) every process would otherwise recompile TensorFlow and TFX from source on import
+# (measured on 2 cores: `import tfx.v1` 31 s without, 12 s with).
 $(STAMP): requirements.lock pyproject.toml
 	@[ -x $(PY) ] || { py="$(PYTHON310)"; [ -n "$$py" ] || py=$$(bash scripts/find_python310.sh) || exit 1; \
 	  echo "Creating $(VENV) with $$py"; "$$py" -m venv $(VENV); }
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(PY) requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(BIN)/uv pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 

@@ -115,7 +115,7 @@ def measure(config: Config, epochs: float, eval_every_epochs: float) -> dict[str
             config.preprocess.image_size,
             config.seed,
             RunFolders.choose(Path(scratch) / "run"),
-            Path(scratch) / "export",
+            export_dir=None,  # scored in memory during training; nothing is served
             on_step=monitor,
         )
     return {

@@ -111,7 +111,7 @@ def train_and_score(
             config.preprocess.image_size,
             config.seed,
             RunFolders.choose(Path(scratch) / "run"),
-            Path(scratch) / "export",
+            export_dir=None,  # scored in memory above; nothing is served
             on_step=monitor,
         )
     final = scored_last if scored_last.get("step") == result.steps else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    # TFMA's metrics loader calls the deprecated tf_record_iterator; the notice is TFMA's to fix.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         config = load_config(args.params)
         artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)

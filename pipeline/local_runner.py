@@ -24,6 +24,18 @@ from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
 
 
+class _DropResolverNotice(logging.Filter):
+    """Drops TFX 1.16's "ArtifactQuery.property_predicate is not supported." notice.
+
+    The input resolver logs it for every artifact query because it tests a protobuf submessage
+    for truth, which is always true (tfx/orchestration/portable/input_resolution/
+    channel_resolver.py); this pipeline sets no property predicate.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "property_predicate is not supported" not in record.getMessage()
+
+
 def run(config: Config) -> None:
     """Runs the whole TFX pipeline once.
 
@@ -97,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("absl", "apache_beam"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
+    logging.getLogger("absl").addFilter(_DropResolverNotice())
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)

@@ -155,6 +155,7 @@ def test_committed_lock_matches_the_committed_code():
         ("dvc.yaml", "preprocess"),
         ("dvc.yaml", "pipeline"),
         ("study/dvc.yaml", "preprocess_uneven"),
+        ("study/dvc.yaml", "preprocess_grade"),
         ("study/dvc.yaml", "study_run"),
     ],
 )
@@ -165,14 +166,10 @@ def test_stage_deps_cover_the_code_the_stage_runs(dvcfile, stage):
     from cyclegan_tfx.code_fingerprint import module_closure
 
     definition = yaml.safe_load((REPO_ROOT / dvcfile).read_text())["stages"][stage]
-    if "python -m " in definition["cmd"]:
-        module = definition["cmd"].split("python -m ", 1)[1].split()[0]
-        modules = [module]
-        if (REPO_ROOT / module.replace(".", "/")).is_dir():
-            modules = [f"{module}.__main__"]
-    else:
-        command = definition["cmd"].split("cyclegan-tfx ", 1)[1].split()[0]
-        modules = ["cyclegan_tfx.cli", COMMANDS[command][0]]  # the entry point imports lazily
+    # `cyclegan-tfx X` or `python -m cyclegan_tfx.cli X`: the entry point imports lazily.
+    command = definition["cmd"].replace("python -m cyclegan_tfx.cli ", "cyclegan-tfx ")
+    command = command.split("cyclegan-tfx ", 1)[1].split()[0]
+    modules = ["cyclegan_tfx.cli", COMMANDS[command][0]]
     deps = [str(d) for d in definition["deps"] if "${" not in str(d)]
     closure = {path for module in modules for path in module_closure(module)}
     files = sorted(p.relative_to(REPO_ROOT).as_posix() for p in closure)

@@ -303,16 +303,20 @@ def finish_run(
     seconds: float,
     model_config: ModelConfig,
     image_size: int,
-    export_dir: str | Path,
+    export_dir: str | Path | None,
 ) -> TrainResult:
-    """Exports the serving generators (the chief), then deletes the checkpoints."""
+    """Exports the serving generators (the chief), then deletes the checkpoints.
+
+    With `export_dir` None nothing is exported (a run scored in memory and thrown away).
+    """
     fingerprint = run.cyclegan.weights_fingerprint()
     logger.info("trained %d steps in %.1f s; weights %s", run.steps, seconds, fingerprint)
     if not run.chief:
         shutil.rmtree(run.folders.scratch or "", ignore_errors=True)
         return TrainResult(run.steps, run.examples, final, seconds, fingerprint, chief=False)
-    generators = serving_generators(run.cyclegan, model_config, image_size)
-    export_generators(*generators, image_size, export_dir)
+    if export_dir is not None:
+        generators = serving_generators(run.cyclegan, model_config, image_size)
+        export_generators(*generators, image_size, export_dir)
     if run.checkpoints is not None:
         run.checkpoints.remove_all()
     return TrainResult(run.steps, run.examples, final, seconds, fingerprint)
@@ -325,7 +329,7 @@ def train_and_export(
     image_size: int,
     seed: int,
     folders: RunFolders,
-    export_dir: str | Path,
+    export_dir: str | Path | None,
     distribution: tf.distribute.Strategy | None = None,
     on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[str], None] | None = None,
@@ -345,7 +349,8 @@ def train_and_export(
         image_size: Side of the (square) training images.
         seed: Seeds weights, data order, flips and image pools.
         folders: Where the run writes (:meth:`RunFolders.choose`).
-        export_dir: Where the serving SavedModel is written.
+        export_dir: Where the serving SavedModel is written; None: nothing is exported (a run
+            scored in memory and thrown away: :func:`cyclegan_tfx.compare.train_and_score`).
         distribution: The tf.distribute strategy (the Trainer chooses it from `TF_CONFIG`:
             :func:`cyclegan_tfx.model.distribution.select_distribution`); default: one device.
             In a multi-worker run only the chief writes the folders, checkpoints and export.

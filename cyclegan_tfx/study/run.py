@@ -10,7 +10,8 @@ the end these with FID and KID both ways (the gate's backbone). Writes, under `p
   (a DVC metric: `dvc exp show` lists it per experiment);
 - `curve.json`: the scores at every evaluation (`{"curve": [{"epoch", "step", ...}]}`).
 
-Usage: python -m cyclegan_tfx.study.run [--params params.yaml]
+Usage: cyclegan-tfx study-run [--params params.yaml]   (study/dvc.yaml runs it as
+`python -m cyclegan_tfx.cli study-run`, the code of the experiment's own checkout)
 """
 
 from __future__ import annotations
