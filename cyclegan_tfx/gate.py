@@ -442,11 +442,17 @@ class GateReport:
             "backbone": self.backbone,
             "model_uri": self.model_uri,
             "baseline_model_uri": self.baseline_model_uri,
+            "baseline_applied": self.baseline_applied,
             "evaluation_uri": self.evaluation_uri,
             "num_test": self.num_test,
             "validation_ok": self.validation_ok,
             "gate": self.gate_dict(),
         }
+
+    @property
+    def baseline_applied(self) -> bool:
+        """Whether a blessed baseline existed, so the checks against it applied."""
+        return self.baseline_model_uri is not None
 
     def gate_dict(self) -> dict[str, dict[str, dict[str, Any]]]:
         """The checks as {metric: {check: {candidate, baseline, threshold, ..., result}}}."""

@@ -19,21 +19,34 @@ from cyclegan_tfx.fid.weights import WeightsError
 from cyclegan_tfx.gate import GateReport
 from cyclegan_tfx.registry.record import RecordedPush, record_push
 from cyclegan_tfx.registry.store import RegistryError
+from pipeline.experiment_copy import seed_from_workspace
 from pipeline.explain_gate import explain
 from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
 
+UNACTIONABLE_NOTICES: dict[str, tuple[str, ...]] = {
+    # TFX 1.16's input resolver logs this for every artifact query: it tests a protobuf
+    # submessage for truth, which is always true (tfx/orchestration/portable/
+    # input_resolution/channel_resolver.py); this pipeline sets no property predicate.
+    "absl": ("property_predicate is not supported",),
+    # The Evaluator's metric accumulators hold the FID sums of every image set (a 2048 x 2048
+    # matrix each, by design: the metric streams instead of keeping features), so Beam's
+    # embedded runner warns that an element exceeds 512 MiB while passing them in process.
+    "apache_beam.runners.worker.data_plane": ("exceeds 536870912 bytes",),
+}
+"""Per logger, the notices a user can do nothing about (dropped from the run's log)."""
 
-class _DropResolverNotice(logging.Filter):
-    """Drops TFX 1.16's "ArtifactQuery.property_predicate is not supported." notice.
 
-    The input resolver logs it for every artifact query because it tests a protobuf submessage
-    for truth, which is always true (tfx/orchestration/portable/input_resolution/
-    channel_resolver.py); this pipeline sets no property predicate.
-    """
+class _DropNotices(logging.Filter):
+    """Drops the records whose message contains one of `fragments`."""
+
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "property_predicate is not supported" not in record.getMessage()
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
 
 
 def run(config: Config) -> None:
@@ -87,7 +100,12 @@ def update_model_artifact(config: Config, push: RecordedPush | None) -> None:
 
 
 def run_and_report(config: Config) -> RunOutcome:
-    """Runs the pipeline, then writes the reports, the registry entry and the model artifact."""
+    """Runs the pipeline, then writes the reports, the registry entry and the model artifact.
+
+    A queued or `--temp` DVC experiment first takes a snapshot of the workspace's ML Metadata,
+    so it is gated against the workspace's blessed model (:mod:`pipeline.experiment_copy`).
+    """
+    seed_from_workspace(config)
     run(config)
     summary, report = write_reports(config)
     push = record_push(config)
@@ -109,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("absl", "apache_beam"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
-    logging.getLogger("absl").addFilter(_DropResolverNotice())
+    for name, fragments in UNACTIONABLE_NOTICES.items():
+        logging.getLogger(name).addFilter(_DropNotices(fragments))
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)

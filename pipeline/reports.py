@@ -3,7 +3,8 @@
 Writes, under `paths.metrics` / `paths.plots`:
 - `metrics/evaluation.json`: per direction FID (with bootstrap spread and N), the FID of
   doing nothing, KID, and with ground truth MAE / PSNR / SSIM (translation and doing nothing),
-  the baseline's values, blessed yes/no, pushed version.
+  the baseline's values and whether there was one (`baseline_applied`), blessed yes/no,
+  pushed version.
 - `reports/gate.json`: every check of the blessing (:mod:`pipeline.gate`), as
   `make explain-gate --json` prints it.
 - `dvclive/`: per-network loss and learning-rate curves of the model's training (DVCLive; the
@@ -145,6 +146,7 @@ def write_reports(config: Config) -> tuple[dict[str, Any], GateReport]:
         "pushed_version": report.pushed_version,
         "backbone": report.backbone,
         "validation_ok": report.validation_ok,
+        "baseline_applied": report.baseline_applied,
         **summary_values(metrics.get("candidate", {})),
         "baseline": summary_values(baseline) if baseline else None,
     }

@@ -3,14 +3,17 @@
 - the versioned sample dataset is obtained offline from the remote bundled with the repo;
 - the sample-data generator reproduces exactly the version recorded in data.dvc;
 - `dvc repro` runs both stages, a second `dvc repro` does no work, and `dvc metrics show`
-  / `dvc plots show` read the outputs (slow).
+  / `dvc plots show` read the outputs, and a queued experiment is gated against the
+  workspace's blessed model (slow).
 """
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -273,9 +276,47 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(tmp_path):
     assert (fetched / "saved_model.pb").is_file()
     assert (fetched / "assets.extra" / "cyclegan_tfx.json").is_file()
 
-    # An experiment with another optimizer strategy re-runs only the pipeline stage.
-    experiment = _run([DVC, "exp", "run", "-S", "train.optimizer.strategy=joint"], repo)
-    assert "Running stage 'pipeline'" in experiment.stdout
-    assert "Running stage 'preprocess'" not in experiment.stdout
-    table = _run([DVC, "exp", "show", "--json"], repo).stdout
-    assert '"joint"' in table
+    # An experiment with another optimizer strategy, queued: DVC runs it in a copy without
+    # build/tfx (an untracked output), where it re-runs only the pipeline stage. It is gated
+    # against the workspace's blessed model, read from a snapshot of the workspace's ML
+    # Metadata (pipeline/experiment_copy.py), and its gate report says so.
+    store = repo / params["paths"]["pipeline_root"] / "metadata.sqlite"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    queue = [DVC, "exp", "run", "--queue", "-n", "queued", "-S", "train.optimizer.strategy=joint"]
+    _run(queue, repo)
+    _run([DVC, "queue", "start"], repo)
+    status = _wait_for_queue(repo, "queued")
+    log = _run([DVC, "queue", "logs", "queued"], repo).stdout
+    assert "Success" in status, status + log
+    assert "Running stage 'pipeline'" in log and "Running stage 'preprocess'" not in log, log
+    shown = _run([DVC, "exp", "show", "--json"], repo).stdout
+    assert '"joint"' in shown
+    (queued,) = _experiment_revs(shown, "queued")
+    summary = queued["data"]["metrics"][f"{params['paths']['metrics']}/evaluation.json"]["data"]
+    assert summary["baseline_applied"] is True and summary["baseline"] is not None
+    gate = json.loads(_run(["git", "show", f"{queued['rev']}:reports/gate.json"], repo).stdout)
+    baseline = Path(gate["baseline_model_uri"]).resolve()
+    assert gate["baseline_applied"] and baseline.is_relative_to(store.parent.resolve()), gate
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the workspace's: read only
+
+
+def _wait_for_queue(repo: Path, name: str, timeout: float = 900) -> str:
+    """`dvc queue status` once the task `name` has finished (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _run([DVC, "queue", "status"], repo).stdout
+        line = next((row for row in status.splitlines() if f" {name} " in f" {row} "), "")
+        if any(word in line for word in ("Success", "Failed")) or time.monotonic() > deadline:
+            return status
+        time.sleep(5)
+
+
+def _experiment_revs(shown: str, name: str) -> list[dict]:
+    """The revisions named `name` in `dvc exp show --json`."""
+    return [
+        rev
+        for baseline in json.loads(shown)
+        for experiment in baseline.get("experiments") or []
+        for rev in experiment["revs"]
+        if rev.get("name") == name
+    ]

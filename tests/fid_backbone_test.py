@@ -178,6 +178,22 @@ def test_load_backbone_resolution_order(weight_files):
         assert backbone.name == _synthetic_name(weight_files[source]), source
 
 
+def test_a_weights_file_is_built_once_per_process_until_it_changes(tmp_path):
+    path = _write_synthetic_graph(tmp_path / "graph.pb", scale=1.0)
+    config = BackboneConfig(str(path), str(tmp_path))
+    first = load_backbone(config, env={}, expected_sha256=None)
+    assert load_backbone(config, env={}, expected_sha256=None) is first  # not built again
+    assert load_backbone(config, env={}, expected_sha256=None, batch_size=3) is not first
+    images = np.full((1, 8, 8, 3), 200, np.uint8)
+    before = first(images)
+    _write_synthetic_graph(path, scale=2.0)  # another file at the same path
+    rebuilt = load_backbone(config, env={}, expected_sha256=None)
+    assert rebuilt is not first
+    np.testing.assert_allclose(rebuilt(images), 2 * before, rtol=1e-5)
+    with pytest.raises(WeightsError, match="SHA-256 mismatch"):  # still verified when cached
+        load_backbone(config, env={})
+
+
 def test_load_backbone_verifies_hash_by_default(weight_files):
     config = BackboneConfig("", str(weight_files["cache"].parent))
     with pytest.raises(WeightsError, match="SHA-256 mismatch"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -62,6 +63,11 @@ FALLBACK_FEATURE_DIM = 2048
 
 _WARNED_FALLBACK: set[str] = set()
 """Fallback warnings already logged in this process (the warning is shown once)."""
+
+_BUILT: dict[tuple, BatchedBackbone] = {}
+"""Standard backbones built in this process, by file version and batch size (oldest first)."""
+_BUILT_MAX = 2
+_BUILT_LOCK = threading.Lock()  # Beam runs the Evaluator's combiners in threads
 
 
 class StandardBackboneRequiredError(WeightsError):
@@ -447,9 +453,28 @@ def _warn_fallback(config: BackboneConfig, looked: list[Path]) -> None:
 def _backbone_from_file(
     path: Path, expected_sha256: str | None, batch_size: int
 ) -> BatchedBackbone:
-    if path.suffix == ".pt":
-        return torchscript_inception_backbone(path, batch_size=batch_size)
-    return standard_inception_backbone(path, expected_sha256=expected_sha256, batch_size=batch_size)
+    """The standard backbone built from `path`, once per process and version of the file.
+
+    A build reads and verifies the 87 MB file and traces the network (seconds); the
+    Evaluator's combiners (candidate and baseline, each set up per bundle) and the scorers of
+    one process share it. A file rewritten since (size, modification time or inode changed)
+    is verified and built again.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    key += (expected_sha256, batch_size)
+    with _BUILT_LOCK:
+        if key not in _BUILT:
+            if path.suffix == ".pt":
+                built = torchscript_inception_backbone(path, batch_size=batch_size)
+            else:
+                built = standard_inception_backbone(
+                    path, expected_sha256=expected_sha256, batch_size=batch_size
+                )
+            while len(_BUILT) >= _BUILT_MAX:
+                del _BUILT[next(iter(_BUILT))]  # the oldest
+            _BUILT[key] = built
+        return _BUILT[key]
 
 
 def resolve_backbone_name(config: BackboneConfig, env: Mapping[str, str] | None = None) -> str:
