@@ -57,12 +57,12 @@ def test_agreement_table_pools_both_directions():
 @pytest.mark.slow
 def test_the_command_measures_a_real_run(tmp_path, capsys):
     write_e2e_dataset(tmp_path)
-    config = e2e_config(tmp_path, epochs=3.0)
+    config = e2e_config(tmp_path, epochs=2.0)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(config.to_dict()))
     assert agreement.main(["--params", str(params), "--eval-every", "1"]) == 0
     result = json.loads((tmp_path / "reports" / agreement.REPORT_JSON).read_text())
-    assert result["checkpoints"] == 4  # after the first step, then every epoch
+    assert result["checkpoints"] == 3  # after the first step, then every epoch
     assert result["num_test"] == {"A": 24, "B": 24}
     for row in [*result["agreement"].values(), *result["agreement_random"].values()]:
         assert all(-1.0 <= value <= 1.0 for value in row.values())
