@@ -21,6 +21,7 @@ import yaml
 from conftest import REPO_ROOT
 
 from cyclegan_tfx.sample_data import DEFAULT_COUNTS, UNEVEN_B_SOURCES, make_sample_dataset
+from cyclegan_tfx.study.experiments import existing
 
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
@@ -291,10 +292,14 @@ def test_dvc_repro_runs_the_pipeline_and_a_second_repro_does_nothing(tmp_path):
     assert "Running stage 'pipeline'" in log and "Running stage 'preprocess'" not in log, log
     shown = _run([DVC, "exp", "show", "--json"], repo).stdout
     assert '"joint"' in shown
-    (queued,) = _experiment_revs(shown, "queued")
-    summary = queued["data"]["metrics"][f"{params['paths']['metrics']}/evaluation.json"]["data"]
+    revision = existing(DVC, repo)["queued"]
+
+    def committed(path: str) -> dict:  # a file of the experiment's commit
+        return json.loads(_run(["git", "show", f"{revision}:{path}"], repo).stdout)
+
+    summary = committed(f"{params['paths']['metrics']}/evaluation.json")
     assert summary["baseline_applied"] is True and summary["baseline"] is not None
-    gate = json.loads(_run(["git", "show", f"{queued['rev']}:reports/gate.json"], repo).stdout)
+    gate = committed("reports/gate.json")
     baseline = Path(gate["baseline_model_uri"]).resolve()
     assert gate["baseline_applied"] and baseline.is_relative_to(store.parent.resolve()), gate
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the workspace's: read only
@@ -309,14 +314,3 @@ def _wait_for_queue(repo: Path, name: str, timeout: float = 900) -> str:
         if any(word in line for word in ("Success", "Failed")) or time.monotonic() > deadline:
             return status
         time.sleep(5)
-
-
-def _experiment_revs(shown: str, name: str) -> list[dict]:
-    """The revisions named `name` in `dvc exp show --json`."""
-    return [
-        rev
-        for baseline in json.loads(shown)
-        for experiment in baseline.get("experiments") or []
-        for rev in experiment["revs"]
-        if rev.get("name") == name
-    ]

@@ -17,6 +17,7 @@ from cyclegan_tfx.config import ConfigError, load_config
 from cyclegan_tfx.metric_keys import KEYS
 from cyclegan_tfx.sample_data import UNEVEN_B_SOURCES, make_sample_dataset
 from cyclegan_tfx.study import report
+from cyclegan_tfx.study.experiments import existing
 from cyclegan_tfx.study.grid import ALL_NETWORKS, load_grid
 
 GRID = REPO_ROOT / "study" / "study.yaml"
@@ -302,15 +303,7 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
     first = subprocess.run(command, cwd=repo, env=_env(), capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
-    shown = subprocess.run(
-        [dvc, "exp", "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
-    names = {
-        rev["name"]
-        for baseline in json.loads(shown)
-        for experiment in baseline.get("experiments") or []
-        for rev in experiment["revs"]
-    }
+    names = set(existing(dvc, repo))
     assert names == {f"study-uneven-{v}-e1-s{s}" for v in ("paper", "ttur") for s in (1, 2)}
     text = (repo / "reports" / "optimizer_study.md").read_text()
     assert "## Dataset `uneven`" in text and "| ttur |" in text
