@@ -10,6 +10,12 @@ UV_VERSION := 0.13.9
 # Python 3.10 is required by tfx 1.16 (see scripts/find_python310.sh).
 PYTHON310 ?=
 PYTEST_ARGS ?=
+# `make test` runs the suite in this many pytest-xdist worker processes, one test file per
+# worker at a time (module fixtures stay shared). The end-to-end lanes leave about half of 2
+# cores idle (Beam, ML Metadata, subprocess start-up), so 2 workers fit 2 cores; more need
+# about 5 GiB of memory each. TEST_WORKERS=0 runs everything in one process (for --pdb).
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 # `make image`: the tag of the pipeline image (use the registry path of kubeflow.image).
 IMAGE ?= cyclegan-tfx:latest
 # `make kubeflow KUBEFLOW_ARGS="--image ... --gpus 2"`: flags of pipeline.kubeflow_runner.
@@ -76,10 +82,10 @@ compare: data
 	$(BIN)/cyclegan-tfx compare $(COMPARE_ARGS)
 
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 # The committed dvc.lock must describe the committed code and params (scripts/check_dvc_lock.py).
 lint: setup lint-docker
