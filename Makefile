@@ -150,7 +150,7 @@ bench-bf16: data
 # make study STUDY_ARGS="--variants ttur --datasets sample --seeds 1 2 --epochs 2", in minutes.
 STUDY_ARGS ?=
 study: data
-	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m cyclegan_tfx.study $(STUDY_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m cyclegan_tfx.experiments.study $(STUDY_ARGS)
 
 # The style case (README): params.yaml's model trained on the colour-grade dataset data_grade/,
 # against doing nothing and colour transfer; writes reports/style_case.{md,json} (~5 min).

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from cyclegan_tfx.compare import train_and_score
 from cyclegan_tfx.config import DIRECTIONS, load_config
+from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.evaluation.scorer import TestSetScorer
-from cyclegan_tfx.intervals import mean_interval, paired_difference
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.experiments.compare import train_and_score
+from cyclegan_tfx.experiments.intervals import mean_interval, paired_difference
 
 PRECISIONS = {"float32": False, "bfloat16": True}
 HIGHER_IS_BETTER = {"psnr", "ssim"}

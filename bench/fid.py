@@ -22,8 +22,8 @@ import numpy as np
 import scipy.linalg
 
 from cyclegan_tfx.config import load_config
-from cyclegan_tfx.fid.backbone import fallback_backbone, load_backbone
-from cyclegan_tfx.fid.distance import frechet_distance
+from cyclegan_tfx.evaluation.fid.backbone import fallback_backbone, load_backbone
+from cyclegan_tfx.evaluation.fid.distance import frechet_distance
 
 
 def reference_sqrtm_fid(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:

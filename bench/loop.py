@@ -35,11 +35,11 @@ import tensorflow as tf
 from paper_network import PAPER_BATCH_SIZE, PAPER_IMAGE_SIZE, PAPER_MODEL
 
 from cyclegan_tfx.config import Config, load_config
-from cyclegan_tfx.grid import png_bytes
+from cyclegan_tfx.data.preprocess.beam_pipeline import ImageRecord, to_example
+from cyclegan_tfx.image_grid import png_bytes
 from cyclegan_tfx.model.cyclegan import CycleGAN
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.train import RunFolders, prepare_run, run_loop, steps_per_epoch
-from cyclegan_tfx.preprocess.beam_pipeline import ImageRecord, to_example
 
 COUNTS = {"A": 120, "B": 100}
 WARMUP = 3

@@ -61,7 +61,7 @@ def write_dataset(root: Path, total: int, seed: int = 0) -> Path:
 
 def _preprocess(data_dir: Path, out: Path, args: list[str], image_size: int) -> float:
     from cyclegan_tfx.config import PreprocessConfig
-    from cyclegan_tfx.preprocess.beam_pipeline import run_preprocessing
+    from cyclegan_tfx.data.preprocess.beam_pipeline import run_preprocessing
 
     config = PreprocessConfig(image_size=image_size, num_shards=2, extensions=(".png",))
     started = time.perf_counter()

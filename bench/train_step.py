@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from cyclegan_tfx.config import ModelConfig, load_config
 from cyclegan_tfx.model.cyclegan import CycleGAN
-from cyclegan_tfx.strategies import OptimizerStrategy
+from cyclegan_tfx.model.optimizer_strategies import OptimizerStrategy
 
 
 def measure(args: argparse.Namespace, jit_compile: bool) -> tuple[float, float]:

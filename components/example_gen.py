@@ -1,6 +1,6 @@
 """ImportExampleGen whose cache key follows the content of its input files, not their mtimes.
 
-TFX wiring only (the hashing is :func:`cyclegan_tfx.data_fingerprint.files_fingerprint`). The
+TFX wiring only (the hashing is :func:`cyclegan_tfx.data.fingerprint.files_fingerprint`). The
 stock driver of ImportExampleGen puts a fingerprint of the files' modification times into the
 execution (`input_fingerprint`), so byte-identical files written again make a new Examples
 artifact, and every component after it misses the cache. This driver computes the same span
@@ -19,7 +19,7 @@ from tfx import v1 as tfx
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.example_gen import input_processor
 
-from cyclegan_tfx.data_fingerprint import files_fingerprint
+from cyclegan_tfx.data.fingerprint import files_fingerprint
 
 COMPONENT_ID = "ImportExampleGen"
 """The node id (the stock component's), which reports and lineage look nodes up by."""

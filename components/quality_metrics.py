@@ -5,7 +5,7 @@ scoring path, shared with the in-memory scorer of the studies). The evaluated mo
 `fid_eval` signature returns, per test example, the `real` image, the `translated` image
 (through the generator of the example's own domain) and `is_domain_a`; the examples carry the
 colour-transfer baseline's image (`colour_transfer`) and, in a paired dataset, the true
-translation (`truth`; :mod:`cyclegan_tfx.schema`). One combiner per model feeds them to
+translation (`truth`; :mod:`cyclegan_tfx.data.schema`). One combiner per model feeds them to
 :class:`~cyclegan_tfx.evaluation.quality.QualitySets`, runs the backbone on full batches, merges
 partial results across workers and emits every key of both directions.
 
@@ -13,8 +13,8 @@ Everything is computed by the same combiner for every metric config: TFMA runs c
 with identical keys once, so each `MetricConfig` only names (with `name`) the key its
 threshold applies to. With `cache_reference_stats` the features of the images that depend on
 the data only (real, ground truth, colour transfer) come from a per-image cache
-(:class:`cyclegan_tfx.fid.reference.FeatureCache`), so after the first evaluation of a data
-version only the translations run through the backbone.
+(:class:`cyclegan_tfx.evaluation.fid.reference.FeatureCache`), so after the first
+evaluation of a data version only the translations run through the backbone.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 
-from cyclegan_tfx import schema
 from cyclegan_tfx.code_fingerprint import code_fingerprint as fingerprint_of_code
 from cyclegan_tfx.config import DIRECTIONS, BackboneConfig
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.evaluation.fid.backbone import Backbone, load_backbone
+from cyclegan_tfx.evaluation.fid.reference import FeatureCache, feature_cache
+from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.evaluation.quality import QualitySets, QualitySettings, quality_scores
-from cyclegan_tfx.fid.backbone import Backbone, load_backbone
-from cyclegan_tfx.fid.reference import FeatureCache, feature_cache
-from cyclegan_tfx.grid import decode_png
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.image_grid import decode_png
 
 logger = logging.getLogger(__name__)
 

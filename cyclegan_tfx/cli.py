@@ -7,35 +7,86 @@ The module is imported only when its command runs, so `cyclegan-tfx --help` is i
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import warnings
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("pipeline.local_runner", "run the TFX pipeline locally (what `dvc repro` calls)"),
-    "preprocess": ("cyclegan_tfx.preprocess.__main__", "the Beam preprocessing job"),
+    "preprocess": ("cyclegan_tfx.data.preprocess.__main__", "the Beam preprocessing job"),
     "models": ("cyclegan_tfx.registry.cli", "list, show, promote, roll back, register versions"),
     "explain-gate": ("pipeline.explain_gate", "why the newest model was (not) blessed"),
     "translate": ("cyclegan_tfx.translate", "translate a folder of images with a SavedModel"),
-    "fid": ("cyclegan_tfx.fid.__main__", "FID/KID between two folders of images"),
-    "fid-weights": ("cyclegan_tfx.fid.weights", "install the standard FID weights (make setup)"),
-    "download-inception": ("cyclegan_tfx.fid.download", "download TTUR's FID graph (opt-in)"),
-    "fid-agreement": ("cyclegan_tfx.agreement", "does FID follow the ground truth?"),
-    "compare": ("cyclegan_tfx.compare", "train every optimizer strategy and compare"),
-    "style-case": ("cyclegan_tfx.style_case", "the default model on the colour-grade dataset"),
-    "study": ("cyclegan_tfx.study.__main__", "the optimizer study: a grid of DVC experiments"),
+    "fid": ("cyclegan_tfx.evaluation.fid.__main__", "FID/KID between two folders of images"),
+    "fid-weights": (
+        "cyclegan_tfx.evaluation.fid.weights",
+        "install the standard FID weights (make setup)",
+    ),
+    "download-inception": (
+        "cyclegan_tfx.evaluation.fid.download",
+        "download TTUR's FID graph (opt-in)",
+    ),
+    "fid-agreement": ("cyclegan_tfx.experiments.agreement", "does FID follow the ground truth?"),
+    "compare": ("cyclegan_tfx.experiments.compare", "train every optimizer strategy and compare"),
+    "style-case": (
+        "cyclegan_tfx.experiments.style_case",
+        "the default model on the colour-grade dataset",
+    ),
+    "study": (
+        "cyclegan_tfx.experiments.study.__main__",
+        "the optimizer study: a grid of DVC experiments",
+    ),
     "kubeflow": ("pipeline.kubeflow_runner", "compile the pipeline for Kubeflow / Vertex AI"),
-    "study-run": ("cyclegan_tfx.study.run", "one run of the optimizer study (study/dvc.yaml)"),
+    "study-run": (
+        "cyclegan_tfx.experiments.study.run",
+        "one run of the optimizer study (study/dvc.yaml)",
+    ),
 }
 
-# Notices third-party libraries print at import time about the pinned stack, which a user can do
-# nothing about: google-api-core's that Python 3.10 is past its end of life (the project is pinned
-# to it: README), and google-cloud-aiplatform's that google-cloud-storage 2.x (which kfp 2.5 pins)
-# will lose support. pyproject.toml's pytest `filterwarnings` lists the same ones.
-IGNORED_NOTICES = (
+# Notices third-party libraries print about the pinned stack, which a user can do nothing about.
+# As Python warnings, at import time: google-api-core's that Python 3.10 is past its end of life
+# (the project is pinned to it: README), and google-cloud-aiplatform's that google-cloud-storage
+# 2.x (which kfp 2.5 pins) will lose support. pyproject.toml's pytest `filterwarnings` lists the
+# same ones.
+IGNORED_WARNINGS = (
     "You are using a non-supported Python version",
     "Support for google-cloud-storage < 3.0.0",
 )
+IGNORED_LOG_NOTICES: dict[str, tuple[str, ...]] = {
+    # TFX 1.16's input resolver logs this for every artifact query: it tests a protobuf
+    # submessage for truth, which is always true (tfx/orchestration/portable/
+    # input_resolution/channel_resolver.py); this pipeline sets no property predicate.
+    "absl": ("property_predicate is not supported",),
+    # The Evaluator's metric accumulators hold the FID sums of every image set (a 2048 x 2048
+    # matrix each, by design: the metric streams instead of keeping features), so Beam's
+    # embedded runner warns that an element exceeds 512 MiB while passing them in process.
+    "apache_beam.runners.worker.data_plane": ("exceeds 536870912 bytes",),
+}
+"""As log records, per logger (dropped from the log of every command)."""
+
+
+class DropNotices(logging.Filter):
+    """Drops the log records whose message contains one of `fragments`."""
+
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for a record that contains one of the fragments."""
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
+
+
+def drop_unactionable_notices() -> None:
+    """Installs the filters of :data:`IGNORED_WARNINGS` and :data:`IGNORED_LOG_NOTICES`."""
+    for notice in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=notice, category=FutureWarning)
+    for name, fragments in IGNORED_LOG_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropNotices) for f in logger.filters):
+            logger.addFilter(DropNotices(fragments))
 
 
 def usage() -> str:
@@ -57,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"cyclegan-tfx: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    for notice in IGNORED_NOTICES:
-        warnings.filterwarnings("ignore", message=notice, category=FutureWarning)
+    drop_unactionable_notices()
     module = importlib.import_module(COMMANDS[name][0])
     status = module.main(rest)
     return 0 if status is None else int(status)

@@ -80,6 +80,21 @@ def _imported_modules(path: Path, module: str) -> set[str]:
     return names
 
 
+def project_imports(module: str, root: Path | None = None) -> set[str]:
+    """The project modules that `module` itself imports, lazy (function-level) imports included.
+
+    Args:
+        module: A dotted project module name, e.g. `cyclegan_tfx.evaluation.gate`.
+        root: The folder holding the project packages; default: where Python finds them.
+    """
+    root = root or _package_root(module.split(".")[0])
+    path = _module_file(root, module)
+    if path is None:
+        raise ModuleNotFoundError(f"{module!r} is not a module of {PROJECT_PACKAGES}")
+    names = _imported_modules(path, module)
+    return {name for name in names if name != module and _module_file(root, name) is not None}
+
+
 def module_closure(entry_module: str, root: Path | None = None) -> list[Path]:
     """The project source files `entry_module` runs: its imports, transitively, and packages.
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
-from cyclegan_tfx.strategies import NETWORKS, OptimizerStrategy
+from cyclegan_tfx.model.optimizer_strategies import NETWORKS, OptimizerStrategy
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -174,10 +174,10 @@ class ScheduleConfig:
 class OptimizerSetup:
     """How the four networks are optimised (`train.optimizer`).
 
-    `strategy` is an :class:`~cyclegan_tfx.strategies.OptimizerStrategy` (what each one does is
-    defined there). `networks` holds each network's settings (used by `independent`), `shared`
-    the settings of the other strategies. `n_critic` discriminator updates are made per
-    generator update.
+    `strategy` is an :class:`~cyclegan_tfx.model.optimizer_strategies.OptimizerStrategy`
+    (what each one does is defined there). `networks` holds each network's settings (used by
+    `independent`), `shared` the settings of the other strategies. `n_critic` discriminator
+    updates are made per generator update.
     """
 
     strategy: OptimizerStrategy
@@ -237,7 +237,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
-    """Feature extractor for FID (:func:`cyclegan_tfx.fid.backbone.load_backbone`).
+    """Feature extractor for FID (:func:`cyclegan_tfx.evaluation.fid.backbone.load_backbone`).
 
     The standard network's weights are looked for at `inception_weights`, the env var
     CYCLEGAN_TFX_INCEPTION_WEIGHTS, then in `cache_dir` (where `make setup` installs them).

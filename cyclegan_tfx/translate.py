@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cyclegan_tfx.preprocess.images import ImageRejected, decode_to_rgb
+from cyclegan_tfx.data.preprocess.images import ImageRejected, decode_to_rgb
 
 logger = logging.getLogger(__name__)
 

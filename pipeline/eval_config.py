@@ -31,11 +31,11 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 
 from components.quality_metrics import CODE_FINGERPRINT_KEY, METRIC_CLASS_NAME
-from cyclegan_tfx import schema
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import DIRECTIONS, Config, EvaluateConfig
-from cyclegan_tfx.fid.backbone import resolve_backbone_name
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.evaluation.fid.backbone import resolve_backbone_name
+from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.model.export import SIGNATURE_FID_EVAL
 
 logger = logging.getLogger(__name__)

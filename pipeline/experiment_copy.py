@@ -33,8 +33,8 @@ DVC_ROOT = "DVC_ROOT"
 """Set by DVC for every stage command: the repository root, the workspace's for experiments."""
 
 
-def workspace_config(config: Config, environ: Mapping[str, str] = os.environ) -> Config | None:
-    """The workspace's config when this run is a DVC experiment in a copy, else None.
+def workspace_metadata_path(config: Config, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The workspace's ML Metadata store when this run is a DVC experiment in a copy, else None.
 
     None also when the pipeline root is the same directory in both (an absolute
     `paths.pipeline_root`): the run already uses the workspace's ML Metadata.
@@ -42,10 +42,8 @@ def workspace_config(config: Config, environ: Mapping[str, str] = os.environ) ->
     root = environ.get(DVC_ROOT)
     if not root:
         return None
-    workspace = config.replace(paths=dataclasses.replace(config.paths, root=root))
-    if workspace.paths.metadata_path == config.paths.metadata_path:
-        return None
-    return workspace
+    workspace = dataclasses.replace(config.paths, root=root).metadata_path
+    return None if workspace == config.paths.metadata_path else workspace
 
 
 def seed_from_workspace(config: Config, environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -55,8 +53,7 @@ def seed_from_workspace(config: Config, environ: Mapping[str, str] = os.environ)
         The workspace store that was copied, or None (not an experiment copy, the copy
         already has a store, or the workspace has none).
     """
-    workspace = workspace_config(config, environ)
-    source = workspace.paths.metadata_path if workspace else None
+    source = workspace_metadata_path(config, environ)
     target = config.paths.metadata_path
     if source is None or target.exists():
         return None

@@ -4,9 +4,9 @@ Usage: python -m pipeline.explain_gate [--params params.yaml] [--json]   (or `ma
 
 Reads the newest run from ML Metadata (the Evaluator's stored EvalConfig, metrics and TFMA
 ValidationResult, and the ModelBlessing) and prints one row per check (metric, check, candidate
-± spread, what it is compared with, threshold, pass/FAIL; see :mod:`pipeline.gate`), then the
-backbone, N and the decision. `--json` prints the same as JSON (as `make run` writes it to
-reports/gate.json).
+± spread, what it is compared with, threshold, pass/FAIL; see
+:mod:`cyclegan_tfx.evaluation.gate`), then the backbone, N and the decision. `--json` prints
+the same as JSON (as `make run` writes it to reports/gate.json).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import logging
 import sys
 
 from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
-from cyclegan_tfx.fid.weights import STANDARD_NAME
-from cyclegan_tfx.gate import GateReport, MixedBackbonesError, format_gate_table, gate_report
+from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
+from cyclegan_tfx.evaluation.gate import MixedBackbonesError, format_gate_table
+from cyclegan_tfx.evaluation.gate_report import GateReport, gate_report
 from cyclegan_tfx.mlmd import MetadataError, latest_run_artifacts
 
 

@@ -42,7 +42,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from cyclegan_tfx.config import Config, ConfigError, KubeflowConfig, load_config
-from cyclegan_tfx.fid.weights import WeightsError
+from cyclegan_tfx.evaluation.fid.weights import WeightsError
 from pipeline.pipeline import create_pipeline
 
 logger = logging.getLogger(__name__)

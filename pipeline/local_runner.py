@@ -14,39 +14,16 @@ from typing import Any
 
 from tfx import v1 as tfx
 
+from cyclegan_tfx.cli import drop_unactionable_notices
 from cyclegan_tfx.config import Config, load_config
-from cyclegan_tfx.fid.weights import WeightsError
-from cyclegan_tfx.gate import GateReport
+from cyclegan_tfx.evaluation.fid.weights import WeightsError
+from cyclegan_tfx.evaluation.gate_report import GateReport
 from cyclegan_tfx.registry.record import RecordedPush, record_push
 from cyclegan_tfx.registry.store import RegistryError
 from pipeline.experiment_copy import seed_from_workspace
 from pipeline.explain_gate import explain
 from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
-
-UNACTIONABLE_NOTICES: dict[str, tuple[str, ...]] = {
-    # TFX 1.16's input resolver logs this for every artifact query: it tests a protobuf
-    # submessage for truth, which is always true (tfx/orchestration/portable/
-    # input_resolution/channel_resolver.py); this pipeline sets no property predicate.
-    "absl": ("property_predicate is not supported",),
-    # The Evaluator's metric accumulators hold the FID sums of every image set (a 2048 x 2048
-    # matrix each, by design: the metric streams instead of keeping features), so Beam's
-    # embedded runner warns that an element exceeds 512 MiB while passing them in process.
-    "apache_beam.runners.worker.data_plane": ("exceeds 536870912 bytes",),
-}
-"""Per logger, the notices a user can do nothing about (dropped from the run's log)."""
-
-
-class _DropNotices(logging.Filter):
-    """Drops the records whose message contains one of `fragments`."""
-
-    def __init__(self, fragments: tuple[str, ...]) -> None:
-        super().__init__()
-        self.fragments = fragments
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(fragment in message for fragment in self.fragments)
 
 
 def run(config: Config) -> None:
@@ -72,7 +49,7 @@ class RunOutcome:
 
     Attributes:
         summary: The evaluation summary of :func:`pipeline.reports.write_reports`.
-        report: The gate's checks and decision (:mod:`pipeline.gate`).
+        report: The gate's checks and decision (:mod:`cyclegan_tfx.evaluation.gate`).
         push: The version the run's blessed model is in serving/<name>/ (and registry.json),
             and whether it was already there; None when the model was not blessed.
     """
@@ -127,8 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("absl", "apache_beam"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
-    for name, fragments in UNACTIONABLE_NOTICES.items():
-        logging.getLogger(name).addFilter(_DropNotices(fragments))
+    drop_unactionable_notices()  # as `cyclegan-tfx run` does (for `python -m` too)
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)

@@ -5,7 +5,7 @@ Writes, under `paths.metrics` / `paths.plots`:
   doing nothing, KID, and with ground truth MAE / PSNR / SSIM (translation and doing nothing),
   the baseline's values and whether there was one (`baseline_applied`), blessed yes/no,
   pushed version.
-- `reports/gate.json`: every check of the blessing (:mod:`pipeline.gate`), as
+- `reports/gate.json`: every check of the blessing (:mod:`cyclegan_tfx.evaluation.gate`), as
   `make explain-gate --json` prints it.
 - `dvclive/`: per-network loss and learning-rate curves of the model's training (DVCLive; the
   Trainer writes them there live, this copies them from the ModelRun when it was cached).
@@ -30,11 +30,12 @@ import tensorflow as tf
 from PIL import Image
 from tfx.utils import path_utils
 
-from cyclegan_tfx import schema
 from cyclegan_tfx.config import DIRECTIONS, Config
-from cyclegan_tfx.gate import GateReport, evaluation_metrics, gate_report, summary_values
-from cyclegan_tfx.grid import image_grid, png_bytes
-from cyclegan_tfx.metric_keys import metric_key
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.evaluation.gate import summary_values
+from cyclegan_tfx.evaluation.gate_report import GateReport, evaluation_metrics, gate_report
+from cyclegan_tfx.evaluation.metric_keys import metric_key
+from cyclegan_tfx.image_grid import image_grid, png_bytes
 from cyclegan_tfx.mlmd import latest_run_artifacts, newest_artifact
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
 from cyclegan_tfx.model.train import LIVE_DIR, SAMPLES_FILE

@@ -1,4 +1,4 @@
-"""Generates the sample datasets (see cyclegan_tfx.sample_data).
+"""Generates the sample datasets (see cyclegan_tfx.data.sample_datasets).
 
 Usage: python scripts/make_sample_data.py --out data --seed 42 [--crop-size 80] [--overwrite]
        python scripts/make_sample_data.py --out data_grade --seed 42 --task grade
@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from cyclegan_tfx.sample_data import (
+from cyclegan_tfx.data.sample_datasets import (
     DEFAULT_COUNTS,
     LAYOUT,
     TASKS,

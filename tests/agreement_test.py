@@ -1,4 +1,5 @@
-"""`make fid-agreement` (cyclegan_tfx.agreement): FID/KID vs ground-truth metrics over training."""
+"""`make fid-agreement` (cyclegan_tfx.experiments.agreement): FID/KID vs ground-truth metrics
+over training."""
 
 import json
 
@@ -6,7 +7,7 @@ import pytest
 import yaml
 from conftest import e2e_config, synthetic_images, write_e2e_dataset, write_examples
 
-from cyclegan_tfx import agreement
+from cyclegan_tfx.experiments import agreement
 
 
 def test_rank_agreement_is_oriented_by_the_paired_metric():

@@ -42,15 +42,15 @@ def test_trainer_closure_is_the_training_code():
         "cyclegan_tfx/model/export.py",
         "cyclegan_tfx/model/__init__.py",
     } <= files
-    assert not {f for f in files if f.startswith(("cyclegan_tfx/fid/", "pipeline/"))}
+    assert not {f for f in files if f.startswith(("cyclegan_tfx/evaluation/fid/", "pipeline/"))}
     assert "components/quality_metrics.py" not in files
 
 
 def test_metric_closure_is_the_metric_code():
     files = _names(module_closure(QUALITY_METRIC_MODULE))
-    assert {"components/quality_metrics.py", "cyclegan_tfx/fid/distance.py"} <= files
-    assert "cyclegan_tfx/paired.py" in files
-    assert "cyclegan_tfx/fid/backbone.py" in files
+    assert {"components/quality_metrics.py", "cyclegan_tfx/evaluation/fid/distance.py"} <= files
+    assert "cyclegan_tfx/evaluation/paired_metrics.py" in files
+    assert "cyclegan_tfx/evaluation/fid/backbone.py" in files
     assert not {f for f in files if f.startswith("cyclegan_tfx/model/")}
 
 

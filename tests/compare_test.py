@@ -7,10 +7,10 @@ import pytest
 from conftest import synthetic_pairs, tiny_config, write_examples
 from fid_fakes import CountingBackbone
 
-from cyclegan_tfx.compare import train_and_score
+from cyclegan_tfx.evaluation.fid.reference import feature_cache
 from cyclegan_tfx.evaluation.quality import QualitySettings
 from cyclegan_tfx.evaluation.scorer import TestSetScorer, preprocessed_files
-from cyclegan_tfx.fid.reference import feature_cache
+from cyclegan_tfx.experiments.compare import train_and_score
 
 
 @pytest.fixture

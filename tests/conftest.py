@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from cyclegan_tfx.config import Config, load_config
-from cyclegan_tfx.fid.weights import TORCHSCRIPT
-from cyclegan_tfx.grid import png_bytes
-from cyclegan_tfx.preprocess.beam_pipeline import ImageRecord, to_example
+from cyclegan_tfx.data.preprocess.beam_pipeline import ImageRecord, to_example
+from cyclegan_tfx.evaluation.fid.weights import TORCHSCRIPT
+from cyclegan_tfx.image_grid import png_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ from cyclegan_tfx.config import (
 )
 from cyclegan_tfx.model.cyclegan import CycleGAN, TrainingDivergedError
 from cyclegan_tfx.model.export import export_generators
+from cyclegan_tfx.model.optimizer_strategies import OptimizerStrategy
 from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, learning_rate_at
 from cyclegan_tfx.model.train import serving_generators
-from cyclegan_tfx.strategies import OptimizerStrategy
 
 SIZE = 16
 GENERATORS = {"generator_ab", "generator_ba"}

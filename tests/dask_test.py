@@ -16,9 +16,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from messy_dataset import EXPECTED_DUPLICATES, EXPECTED_EXAMPLES, make_dataset
 
 from cyclegan_tfx.config import PreprocessConfig
-from cyclegan_tfx.fid.beam import FeatureStatsCombineFn
-from cyclegan_tfx.fid.stats import FeatureStats
-from cyclegan_tfx.preprocess import beam_pipeline
+from cyclegan_tfx.data.preprocess import beam_pipeline
+from cyclegan_tfx.evaluation.fid.beam import FeatureStatsCombineFn
+from cyclegan_tfx.evaluation.fid.stats import FeatureStats
 
 distributed = pytest.importorskip("distributed")
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from cyclegan_tfx.sample_data import DEFAULT_COUNTS, UNEVEN_B_SOURCES, make_sample_dataset
-from cyclegan_tfx.study.experiments import existing
+from cyclegan_tfx.data.sample_datasets import DEFAULT_COUNTS, UNEVEN_B_SOURCES, make_sample_dataset
+from cyclegan_tfx.experiments.study.experiments import existing
 
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")

@@ -10,7 +10,7 @@ from contextlib import closing
 
 from conftest import tiny_config
 
-from pipeline.experiment_copy import DVC_ROOT, seed_from_workspace, workspace_config
+from pipeline.experiment_copy import DVC_ROOT, seed_from_workspace, workspace_metadata_path
 
 
 def _store(path, rows):
@@ -44,7 +44,7 @@ def test_an_experiment_copy_starts_from_the_workspace_store(tmp_path):
 def test_a_workspace_run_or_a_workspace_without_a_store_copies_nothing(tmp_path):
     workspace, copy = tmp_path / "workspace", tmp_path / "copy"
     config = tiny_config(copy)
-    assert workspace_config(config, {}) is None  # not run by DVC
-    assert workspace_config(config, {DVC_ROOT: str(copy)}) is None  # `dvc repro`, workspace
+    assert workspace_metadata_path(config, {}) is None  # not run by DVC
+    assert workspace_metadata_path(config, {DVC_ROOT: str(copy)}) is None  # `dvc repro`
     assert seed_from_workspace(config, {DVC_ROOT: str(workspace)}) is None  # none to copy
     assert not config.paths.metadata_path.exists()

@@ -1,5 +1,5 @@
-"""The gate's rows and explanation (pipeline.gate, pipeline.explain_gate), on synthetic
-EvalConfigs and TFMA ValidationResults; the end-to-end tests cover real runs."""
+"""The gate's rows and explanation (cyclegan_tfx.evaluation.gate, pipeline.explain_gate), on
+synthetic EvalConfigs and TFMA ValidationResults; the end-to-end tests cover real runs."""
 
 import dataclasses
 
@@ -7,13 +7,13 @@ import pytest
 from conftest import REPO_ROOT, stored_eval_config, tfma_validate
 
 from cyclegan_tfx.config import BackboneBounds, OptionalDirectionBounds, load_config
-from cyclegan_tfx.gate import (
-    GateReport,
+from cyclegan_tfx.evaluation.gate import (
     MixedBackbonesError,
     check_single_backbone,
     format_gate_table,
     gate_checks,
 )
+from cyclegan_tfx.evaluation.gate_report import GateReport
 from pipeline import explain_gate
 from pipeline.eval_config import build_eval_config
 
@@ -58,7 +58,7 @@ def _eval_config(has_baseline, ground_truth=True, **evaluate_changes):
 
 
 def _validate(eval_config, candidate, baseline=None):
-    """Metrics dict as gate.evaluation_metrics returns it, TFMA's failures and verdict."""
+    """Metrics dict as gate_report.evaluation_metrics returns it, TFMA's failures and verdict."""
     ok, failures = tfma_validate(eval_config, candidate, baseline)
     metrics = {"candidate": dict(candidate)}
     if baseline is not None:

@@ -7,14 +7,14 @@ import pytest
 import tensorflow as tf
 
 from cyclegan_tfx.config import BackboneConfig
-from cyclegan_tfx.fid import backbone as backbone_lib
-from cyclegan_tfx.fid.backbone import (
+from cyclegan_tfx.evaluation.fid import backbone as backbone_lib
+from cyclegan_tfx.evaluation.fid.backbone import (
     Backbone,
     fallback_backbone,
     load_backbone,
     standard_inception_backbone,
 )
-from cyclegan_tfx.fid.weights import GRAPHDEF, TORCHSCRIPT, WEIGHTS_ENV_VAR, WeightsError
+from cyclegan_tfx.evaluation.fid.weights import GRAPHDEF, TORCHSCRIPT, WEIGHTS_ENV_VAR, WeightsError
 
 FEATURE_DIM = 2048
 
@@ -217,7 +217,7 @@ def test_load_backbone_falls_back_loudly(tmp_path, monkeypatch, caplog, fallback
     monkeypatch.setattr(backbone_lib, "fallback_backbone", fake_fallback)
     monkeypatch.setattr(backbone_lib, "_WARNED_FALLBACK", set())
     config = BackboneConfig("", str(tmp_path / "empty-cache"), fallback_seed=7)
-    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.backbone"):
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.evaluation.fid.backbone"):
         backbone = load_backbone(config, env={})
     assert backbone is fallback
     assert seeds == [7]

@@ -1,4 +1,4 @@
-"""`python -m cyclegan_tfx.fid DIR_A DIR_B`: FID/KID between two folders (fake backbone)."""
+"""`python -m cyclegan_tfx.evaluation.fid DIR_A DIR_B`: FID/KID between two folders (fake net)."""
 
 import json
 
@@ -9,10 +9,10 @@ from fid_fakes import CountingBackbone, random_images
 from PIL import Image
 
 from cyclegan_tfx.config import load_config
-from cyclegan_tfx.fid import __main__ as cli
-from cyclegan_tfx.fid.distance import fid_from_stats
-from cyclegan_tfx.fid.stats import FeatureStats
-from cyclegan_tfx.preprocess.images import resize_square
+from cyclegan_tfx.data.preprocess.images import resize_square
+from cyclegan_tfx.evaluation.fid import __main__ as cli
+from cyclegan_tfx.evaluation.fid.distance import fid_from_stats
+from cyclegan_tfx.evaluation.fid.stats import FeatureStats
 
 
 @pytest.fixture()

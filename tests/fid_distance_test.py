@@ -8,15 +8,15 @@ import scipy.linalg
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import BeamAssertException, assert_that
 
-from cyclegan_tfx.fid.beam import FeatureStatsCombineFn
-from cyclegan_tfx.fid.distance import (
+from cyclegan_tfx.evaluation.fid.beam import FeatureStatsCombineFn
+from cyclegan_tfx.evaluation.fid.distance import (
     fid_from_rows,
     fid_from_stats,
     fid_gap_closed,
     frechet_distance,
     kernel_inception_distance,
 )
-from cyclegan_tfx.fid.stats import FeatureStats
+from cyclegan_tfx.evaluation.fid.stats import FeatureStats
 
 
 def _random_spd(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -253,7 +253,7 @@ def test_eigh_stays_exact_where_the_sqrtm_reference_may_break_down(seed):
 def test_fid_from_stats_warns_at_small_n(caplog):
     rng = np.random.default_rng(6)
     stats = FeatureStats.from_features(rng.standard_normal((10, 16)))
-    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.distance"):
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.evaluation.fid.distance"):
         fid_from_stats(stats, stats)
     assert "biased" in caplog.text
     with pytest.raises(ValueError, match="dimension mismatch"):
@@ -272,7 +272,7 @@ def test_kid_same_distribution_near_zero_and_shift_positive(caplog):
     shifted_mean, _ = kernel_inception_distance(x, y + 1.0, num_subsets=20, subset_size=100)
     assert shifted_mean > 1.0
     assert shifted_mean > 20 * abs(mean)
-    with caplog.at_level(logging.INFO, logger="cyclegan_tfx.fid.distance"):
+    with caplog.at_level(logging.INFO, logger="cyclegan_tfx.evaluation.fid.distance"):
         clipped = kernel_inception_distance(x[:50], y, num_subsets=3, subset_size=1000)
     assert "subset_size" in caplog.text
     assert np.isfinite(clipped).all()

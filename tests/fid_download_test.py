@@ -13,15 +13,15 @@ from conftest import REPO_ROOT
 from fid_backbone_test import _write_synthetic_graph
 
 from cyclegan_tfx.config import BackboneConfig, load_config
-from cyclegan_tfx.fid import backbone as backbone_lib
-from cyclegan_tfx.fid.backbone import load_backbone
-from cyclegan_tfx.fid.download import (
+from cyclegan_tfx.evaluation.fid import backbone as backbone_lib
+from cyclegan_tfx.evaluation.fid.backbone import load_backbone
+from cyclegan_tfx.evaluation.fid.download import (
     STANDARD_ARCHIVE,
     ArchiveSpec,
     DownloadError,
     download_inception,
 )
-from cyclegan_tfx.fid.weights import GRAPHDEF, TORCHSCRIPT, WeightsError
+from cyclegan_tfx.evaluation.fid.weights import GRAPHDEF, TORCHSCRIPT, WeightsError
 
 MEMBER_BYTES = b"synthetic classify_image_graph_def.pb " * 100
 

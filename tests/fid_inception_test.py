@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from cyclegan_tfx.config import BackboneConfig
-from cyclegan_tfx.fid import inception
-from cyclegan_tfx.fid.backbone import load_backbone, torchscript_inception_backbone
-from cyclegan_tfx.fid.torchscript import CLASS_KEY, TorchScriptError, read_torchscript
-from cyclegan_tfx.fid.weights import STANDARD_NAME, TORCHSCRIPT, WeightsError
+from cyclegan_tfx.evaluation.fid import inception
+from cyclegan_tfx.evaluation.fid.backbone import load_backbone, torchscript_inception_backbone
+from cyclegan_tfx.evaluation.fid.torchscript import CLASS_KEY, TorchScriptError, read_torchscript
+from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME, TORCHSCRIPT, WeightsError
 
 REFERENCE = Path(__file__).parent / "data" / "fid_torch_reference.npz"
 FEATURE_BOUND = 1e-3

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from fid_fakes import FAKE_DIM, CountingBackbone, random_images
 
-from cyclegan_tfx.fid.distance import kernel_inception_distance
-from cyclegan_tfx.fid.reference import (
+from cyclegan_tfx.evaluation.fid.distance import kernel_inception_distance
+from cyclegan_tfx.evaluation.fid.reference import (
     StreamingFeatures,
     extract_features,
     image_digest,
     reference_stats,
 )
-from cyclegan_tfx.fid.stats import FeatureSample
+from cyclegan_tfx.evaluation.fid.stats import FeatureSample
 
 # --- FeatureSample --------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ def test_feature_rows_are_cached_per_image_and_reused(tmp_path, caplog):
     assert backbone.images_seen == 12 and first.cached == 0
     assert len(_rows(tmp_path)) == 12
 
-    with caplog.at_level(logging.INFO, logger="cyclegan_tfx.fid.reference"):
+    with caplog.at_level(logging.INFO, logger="cyclegan_tfx.evaluation.fid.reference"):
         second = reference_stats(images, backbone, max_samples=5, cache_dir=tmp_path, batch_size=5)
     assert backbone.images_seen == 12, "cached rows must not run the backbone"
     assert second.cached == 12 and "12 from the cache" in caplog.text
@@ -165,7 +165,7 @@ def test_corrupt_cache_file_is_recomputed(tmp_path, caplog):
     reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
     damaged = _rows(tmp_path)[0]
     damaged.write_bytes(b"garbage")
-    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.evaluation.fid.reference"):
         result = reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
     assert "cannot read" in caplog.text
     assert backbone.images_seen == 5 and result.cached == 3
@@ -178,7 +178,7 @@ def test_a_row_of_another_shape_is_a_miss(tmp_path, caplog):
     reference_stats(images, CountingBackbone(), max_samples=4, cache_dir=tmp_path)
     np.save(_rows(tmp_path)[0], np.zeros(3))
     backbone = CountingBackbone()
-    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.evaluation.fid.reference"):
         result = reference_stats(images, backbone, max_samples=4, cache_dir=tmp_path)
     assert "not a feature row" in caplog.text and result.cached == 1
 
@@ -186,7 +186,7 @@ def test_a_row_of_another_shape_is_a_miss(tmp_path, caplog):
 def test_unwritable_cache_only_warns_once(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.fid.reference"):
+    with caplog.at_level(logging.WARNING, logger="cyclegan_tfx.evaluation.fid.reference"):
         result = reference_stats(
             list(random_images(3, 8, seed=7)),
             CountingBackbone(),

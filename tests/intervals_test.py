@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cyclegan_tfx.intervals import mean_interval, paired_difference
+from cyclegan_tfx.experiments.intervals import mean_interval, paired_difference
 
 
 def test_t_interval_closed_form():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cyclegan_tfx.preprocess import beam_pipeline, images
+from cyclegan_tfx.data.preprocess import beam_pipeline, images
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:

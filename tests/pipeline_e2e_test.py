@@ -45,7 +45,7 @@ from tfx.orchestration import metadata
 
 from cyclegan_tfx import translate
 from cyclegan_tfx.config import DIRECTIONS
-from cyclegan_tfx.gate import gate_report
+from cyclegan_tfx.evaluation.gate_report import gate_report
 from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from cyclegan_tfx.registry import cli as models

@@ -1,4 +1,4 @@
-"""Tests of the Beam preprocessing job (cyclegan_tfx.preprocess)."""
+"""Tests of the Beam preprocessing job (cyclegan_tfx.data.preprocess)."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ from messy_dataset import (
 )
 from PIL import Image
 
-from cyclegan_tfx import schema
 from cyclegan_tfx.config import PreprocessConfig
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.data.preprocess import beam_pipeline, images
+from cyclegan_tfx.data.preprocess.__main__ import main
 from cyclegan_tfx.evaluation.colour_transfer import fit, transfer
-from cyclegan_tfx.preprocess import beam_pipeline, images
-from cyclegan_tfx.preprocess.__main__ import main
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_SIZE = 24
@@ -429,7 +429,7 @@ def test_cli_missing_layout_exits_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cyclegan_tfx.preprocess",
+            "cyclegan_tfx.data.preprocess",
             "--params",
             str(_params(tmp_path, tmp_path / "data")),
         ],

@@ -17,13 +17,17 @@ from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components import quality_metrics
 from components.quality_metrics import TranslationQuality, _quality_computations, emitted_keys
-from cyclegan_tfx import paired
 from cyclegan_tfx.config import BackboneBounds, OptionalDirectionBounds, load_config
-from cyclegan_tfx.fid.distance import fid_from_rows, fid_gap_closed, kernel_inception_distance
-from cyclegan_tfx.fid.reference import image_digest
-from cyclegan_tfx.fid.spreads import bootstrap_kid_std
-from cyclegan_tfx.grid import png_bytes
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.evaluation import paired_metrics
+from cyclegan_tfx.evaluation.fid.distance import (
+    fid_from_rows,
+    fid_gap_closed,
+    kernel_inception_distance,
+)
+from cyclegan_tfx.evaluation.fid.reference import image_digest
+from cyclegan_tfx.evaluation.fid.spreads import bootstrap_kid_std
+from cyclegan_tfx.evaluation.metric_keys import KEYS
+from cyclegan_tfx.image_grid import png_bytes
 from pipeline.eval_config import build_eval_config, gate_thresholds
 
 NUM_A, NUM_B = 10, 12
@@ -166,7 +170,8 @@ def test_paired_scores_against_the_ground_truth(backbone, tmp_path):
     keep = np.arange(NUM_A) >= 0
     a2b, b2a = KEYS["a2b"], KEYS["b2a"]
     assert result[a2b.paired_num] == NUM_A and result[b2a.paired_num] == NUM_B
-    for metric, function in (("mae", paired.mae), ("psnr", paired.psnr), ("ssim", paired.ssim)):
+    for metric in ("mae", "psnr", "ssim"):
+        function = getattr(paired_metrics, metric)
         translated = np.mean(
             [function(x, t) for x, t in zip(fake_b[keep], truth_b[keep], strict=True)]
         )
@@ -210,7 +215,7 @@ def test_the_colour_transfer_baseline_is_scored_like_a_model(backbone, tmp_path)
     assert result[a2b.fid_colour_transfer] == pytest.approx(expected)
     assert result[a2b.fid_vs_colour_transfer] == pytest.approx(result[a2b.fid] / expected)
     assert result[a2b.fid_colour_transfer_std] > 0 and result[a2b.fid_vs_colour_transfer_std] > 0
-    mae = np.mean([paired.mae(c, t) for c, t in zip(colour_b, truth_b, strict=True)])
+    mae = np.mean([paired_metrics.mae(c, t) for c, t in zip(colour_b, truth_b, strict=True)])
     assert result[a2b.paired("mae", "_colour_transfer")] == pytest.approx(mae)
     assert result[a2b.paired("mae", "_colour_transfer_std")] > 0
     assert result[a2b.mae_vs_colour_transfer] == pytest.approx(result[a2b.paired("mae")] / mae)

@@ -14,11 +14,11 @@ import pytest
 from conftest import REPO_ROOT
 
 from cyclegan_tfx.config import ConfigError, load_config
-from cyclegan_tfx.metric_keys import KEYS
-from cyclegan_tfx.sample_data import UNEVEN_B_SOURCES, make_sample_dataset
-from cyclegan_tfx.study import report
-from cyclegan_tfx.study.experiments import existing
-from cyclegan_tfx.study.grid import ALL_NETWORKS, load_grid
+from cyclegan_tfx.data.sample_datasets import UNEVEN_B_SOURCES, make_sample_dataset
+from cyclegan_tfx.evaluation.metric_keys import KEYS
+from cyclegan_tfx.experiments.study import report
+from cyclegan_tfx.experiments.study.experiments import existing
+from cyclegan_tfx.experiments.study.grid import ALL_NETWORKS, load_grid
 
 GRID = REPO_ROOT / "study" / "study.yaml"
 BIN = Path(sys.executable).parent
@@ -195,7 +195,7 @@ def _recorded_report(tmp_path, epochs: float, variant="ttur", name="recorded.jso
 
 
 def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsys):
-    from cyclegan_tfx.study.__main__ import main
+    from cyclegan_tfx.experiments.study.__main__ import main
 
     recorded = _recorded_report(tmp_path, epochs=20.0)
     out = tmp_path / "reports"
@@ -222,7 +222,7 @@ def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsy
 
 
 def test_from_runs_joins_a_follow_up_study_and_checks_the_shared_runs(tmp_path, capsys):
-    from cyclegan_tfx.study.__main__ import main
+    from cyclegan_tfx.experiments.study.__main__ import main
 
     first = _recorded_report(tmp_path, 20.0, "fast_generator_ba", "first.json")
     follow_up = _recorded_report(tmp_path, 20.0, "fast_generators", "follow_up.json")
@@ -299,7 +299,7 @@ def test_make_study_runs_a_small_grid_as_dvc_experiments(tmp_path):
     steps = math.ceil(max(SMALL_UNEVEN["trainA"], SMALL_UNEVEN["trainB"]) / 4)  # batch 4
 
     small = ["--variants", "ttur", "--datasets", "uneven", "--seeds", "1", "2", "--epochs", "1"]
-    command = [sys.executable, "-m", "cyclegan_tfx.study", *small]
+    command = [sys.executable, "-m", "cyclegan_tfx.experiments.study", *small]
     first = subprocess.run(command, cwd=repo, env=_env(), capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 

@@ -4,13 +4,13 @@ One path for every caller. The TFX Evaluator's TFMA metric (`components/quality_
 feeds examples batch by batch and merges partial results across Beam workers; the in-memory
 scorer (:mod:`cyclegan_tfx.evaluation.scorer`: studies, curves, benchmarks) feeds a whole test
 split. Both add examples to :class:`QualitySets` and end in :func:`quality_scores`, so adding a
-metric means its math, its key (:mod:`cyclegan_tfx.metric_keys`) and, to gate on it, the gate.
+metric means its math, its key (:mod:`.metric_keys`) and, to gate on it, the gate.
 
 Per direction (`a2b`: the test A images translated, judged against the real test B images;
-key names in :mod:`cyclegan_tfx.metric_keys`):
+key names in :mod:`cyclegan_tfx.evaluation.metric_keys`):
 
 - FID and KID of the translations against the real target images, their bootstrap spreads
-  over the test images (:mod:`cyclegan_tfx.fid.spreads`), N;
+  over the test images (:mod:`cyclegan_tfx.evaluation.fid.spreads`), N;
 - doing nothing: FID of the untranslated source images (`fid_<d>_identity`) and the ratio;
 - the colour-transfer baseline (:mod:`cyclegan_tfx.evaluation.colour_transfer`, written into
   the test examples by the preprocessing job): its FID and the ratio to it;
@@ -34,23 +34,24 @@ from typing import Any
 
 import numpy as np
 
-from cyclegan_tfx import paired, schema
 from cyclegan_tfx.config import DIRECTIONS
-from cyclegan_tfx.fid.backbone import Backbone
-from cyclegan_tfx.fid.distance import (
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.evaluation import paired_metrics
+from cyclegan_tfx.evaluation.fid.backbone import Backbone
+from cyclegan_tfx.evaluation.fid.distance import (
     fid_from_rows,
     fid_from_stats,
     fid_gap_closed,
     kernel_inception_distance,
 )
-from cyclegan_tfx.fid.reference import FeatureCache, StreamingFeatures, image_digest
-from cyclegan_tfx.fid.spreads import (
+from cyclegan_tfx.evaluation.fid.reference import FeatureCache, StreamingFeatures, image_digest
+from cyclegan_tfx.evaluation.fid.spreads import (
     bootstrap_fid_gap_closed_std,
     bootstrap_fid_ratio_std,
     bootstrap_fid_std,
     bootstrap_kid_std,
 )
-from cyclegan_tfx.metric_keys import KEYS, PAIRED_METRICS, DirectionKeys
+from cyclegan_tfx.evaluation.metric_keys import KEYS, PAIRED_METRICS, DirectionKeys
 
 KID_SEED = 0
 """Seed of the KID subset sampling (the same for every model)."""
@@ -79,9 +80,9 @@ class QualitySettings:
 class PairedLists:
     """Per-image ground-truth scores of one direction: translation, doing nothing, colour."""
 
-    translated: list[paired.PairedScores] = dataclasses.field(default_factory=list)
-    identity: list[paired.PairedScores] = dataclasses.field(default_factory=list)
-    colour: list[paired.PairedScores] = dataclasses.field(default_factory=list)
+    translated: list[paired_metrics.PairedScores] = dataclasses.field(default_factory=list)
+    identity: list[paired_metrics.PairedScores] = dataclasses.field(default_factory=list)
+    colour: list[paired_metrics.PairedScores] = dataclasses.field(default_factory=list)
 
     def merge(self, other: PairedLists) -> None:
         """Appends `other`'s scores."""
@@ -142,10 +143,10 @@ class QualitySets:
             return
         self.truth[direction].add(truth, digest, cache_key=image_digest(truth))
         scores = self.paired[direction]
-        scores.translated.append(paired.paired_scores(translated, truth))
-        scores.identity.append(paired.paired_scores(real, truth))
+        scores.translated.append(paired_metrics.paired_scores(translated, truth))
+        scores.identity.append(paired_metrics.paired_scores(real, truth))
         if colour is not None:
-            scores.colour.append(paired.paired_scores(colour, truth))
+            scores.colour.append(paired_metrics.paired_scores(colour, truth))
 
     def _fixed_sides(self) -> Iterator[StreamingFeatures]:
         """The sets whose images depend on the data only (their features can be cached)."""
@@ -307,7 +308,7 @@ def _paired(keys: DirectionKeys, scores: PairedLists, samples: int) -> dict[str,
             per_image = np.array([getattr(s, metric) for s in per_kind])
             values[keys.paired(metric, suffix)] = float(per_image.mean())
             if suffix != "_identity":
-                values[keys.paired(metric, f"{suffix}_std")] = paired.bootstrap_mean_std(
+                values[keys.paired(metric, f"{suffix}_std")] = paired_metrics.bootstrap_mean_std(
                     per_image, samples, seed=BOOTSTRAP_SEED
                 )
     mae = values[keys.paired("mae")]

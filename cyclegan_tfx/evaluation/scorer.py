@@ -15,17 +15,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_tfx import schema
 from cyclegan_tfx.config import Config, EvaluateConfig
+from cyclegan_tfx.data import schema
+from cyclegan_tfx.evaluation.fid.backbone import Backbone, load_backbone
+from cyclegan_tfx.evaluation.fid.reference import FeatureCache, feature_cache
 from cyclegan_tfx.evaluation.quality import (
     DIRECTION_OF_DOMAIN,
     QualitySets,
     QualitySettings,
     quality_scores,
 )
-from cyclegan_tfx.fid.backbone import Backbone, load_backbone
-from cyclegan_tfx.fid.reference import FeatureCache, feature_cache
-from cyclegan_tfx.grid import decode_png
+from cyclegan_tfx.image_grid import decode_png
 from cyclegan_tfx.model import data
 
 
@@ -179,7 +179,7 @@ class TestSetScorer:
                 False: the paired scores only.
 
         Returns:
-            Keys as in :mod:`cyclegan_tfx.metric_keys`.
+            Keys as in :mod:`cyclegan_tfx.evaluation.metric_keys`.
         """
         translated = self.translate(generators)
         sets = QualitySets.empty(self.settings.kid_max_samples)

@@ -43,9 +43,9 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.model.image_pool import ImagePool
 from cyclegan_tfx.model.networks import build_discriminator, build_generator
+from cyclegan_tfx.model.optimizer_strategies import GENERATORS
 from cyclegan_tfx.model.precision import resolve_mixed_precision
 from cyclegan_tfx.model.schedules import NetworkSchedule, Timeline, build_adam, learning_rate_at
-from cyclegan_tfx.strategies import GENERATORS
 
 
 class TrainingDivergedError(RuntimeError):

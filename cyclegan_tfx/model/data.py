@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from cyclegan_tfx import schema
+from cyclegan_tfx.data import schema
 
 _FEATURES = {
     schema.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
-from cyclegan_tfx.grid import image_grid, png_bytes
+from cyclegan_tfx.image_grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
 from cyclegan_tfx.model.cyclegan import CycleGAN, check_finite, network_losses
@@ -350,12 +350,13 @@ def train_and_export(
         seed: Seeds weights, data order, flips and image pools.
         folders: Where the run writes (:meth:`RunFolders.choose`).
         export_dir: Where the serving SavedModel is written; None: nothing is exported (a run
-            scored in memory and thrown away: :func:`cyclegan_tfx.compare.train_and_score`).
+            scored in memory and thrown away:
+            :func:`cyclegan_tfx.experiments.compare.train_and_score`).
         distribution: The tf.distribute strategy (the Trainer chooses it from `TF_CONFIG`:
             :func:`cyclegan_tfx.model.distribution.select_distribution`); default: one device.
             In a multi-worker run only the chief writes the folders, checkpoints and export.
         on_step: Called after each step with the number of completed steps and the model
-            (monitoring, e.g. scores during training in `cyclegan_tfx.compare`; tests).
+            (monitoring, e.g. scores during training in `cyclegan_tfx.experiments.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
 
     Returns:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, DIRECTIONS, Config, ConfigError, load_config
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.mlmd import MetadataError, open_store
 from cyclegan_tfx.registry import lineage, record, tfserving
 from cyclegan_tfx.registry.store import STAGES, ModelRegistry, RegistryError

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from cyclegan_tfx.config import Config, TrainConfig
-from cyclegan_tfx.strategies import OptimizerStrategy
+from cyclegan_tfx.model.optimizer_strategies import OptimizerStrategy
 
 logger = logging.getLogger(__name__)
 

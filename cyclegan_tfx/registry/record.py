@@ -20,8 +20,9 @@ from typing import Any
 import ml_metadata as mlmd
 
 from cyclegan_tfx.config import Config
-from cyclegan_tfx.gate import evaluation_gate, evaluation_metrics, summary_values
-from cyclegan_tfx.metric_keys import KEYS
+from cyclegan_tfx.evaluation.gate import summary_values
+from cyclegan_tfx.evaluation.gate_report import evaluation_gate, evaluation_metrics
+from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.mlmd import latest_run_artifacts, open_store
 from cyclegan_tfx.model.model_info import read_model_info
 from cyclegan_tfx.registry import lineage, provenance

