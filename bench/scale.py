@@ -18,6 +18,7 @@ Over 400 lines on purpose: one benchmark script a user runs and reads top to bot
 parts share the synthetic dataset, the subprocess helpers and the printed table.
 
 Usage: .venv/bin/python bench/scale.py [--sizes 400 4000] [--skip preprocess evaluate train]
+    [--backbones standard fallback]
 """
 
 from __future__ import annotations
@@ -119,7 +120,17 @@ import dataclasses
 from pipeline.eval_config import build_eval_config
 args = json.loads(sys.argv[1])
 config = load_config(args["params"])
-backbone = dataclasses.replace(config.evaluate.backbone, cache_dir=args["cache"])
+from cyclegan_tfx.evaluation.fid.backbone import resolve_inception_weights
+# A fresh feature cache per run; the weights stay where `make setup` put them.
+weights, _ = resolve_inception_weights(config.evaluate.backbone)
+if args["backbone"] == "fallback":  # no weights file where it looks: the random-weights network
+    weights = None
+backbone = dataclasses.replace(
+    config.evaluate.backbone,
+    cache_dir=args["cache"],
+    inception_weights=str(weights or ""),
+    require_standard=args["backbone"] == "standard",
+)
 evaluate = dataclasses.replace(config.evaluate, backbone=backbone)
 if args["kid_max_samples"]:
     evaluate = dataclasses.replace(evaluate, kid_max_samples=args["kid_max_samples"])
@@ -159,22 +170,29 @@ def _export_untrained(params: str, out: Path) -> tuple[Path, int]:
 
 
 def bench_evaluate(
-    params: str, test_splits: dict[int, Path], work: Path, kid_max_samples: int | None = None
+    params: str,
+    test_splits: dict[int, Path],
+    work: Path,
+    kid_max_samples: int | None = None,
+    backbones: tuple[str, ...] = ("standard",),
 ) -> list[dict]:
     model, _ = _export_untrained(params, work / "model")
     rows = []
-    for total, test_dir in test_splits.items():
-        cache = work / f"feature-cache-{total}"
-        for state in ("cold cache", "warm cache"):
-            arguments = {
-                "params": params,
-                "cache": str(cache),
-                "model": str(model),
-                "data": str(test_dir / "*"),
-                "out": str(work / f"eval-{total}-{state.split()[0]}"),
-                "kid_max_samples": kid_max_samples,
-            }
-            rows.append({"test_images": total, "cache": state, **_child(_EVALUATE, arguments)})
+    for backbone in backbones:
+        for total, test_dir in test_splits.items():
+            cache = work / f"feature-cache-{backbone}-{total}"
+            for state in ("cold cache", "warm cache"):
+                arguments = {
+                    "params": params,
+                    "cache": str(cache),
+                    "model": str(model),
+                    "data": str(test_dir / "*"),
+                    "out": str(work / f"eval-{backbone}-{total}-{state.split()[0]}"),
+                    "kid_max_samples": kid_max_samples,
+                    "backbone": backbone,
+                }
+                row = {"backbone": backbone, "test_images": total, "cache": state}
+                rows.append({**row, **_child(_EVALUATE, arguments)})
     return rows
 
 
@@ -184,6 +202,7 @@ import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 from components.quality_metrics import _QualityCombiner, _Settings, emitted_keys
 from cyclegan_tfx.config import BackboneConfig
+from cyclegan_tfx.evaluation.quality import QualitySettings
 
 class Projection:  # a cheap stand-in backbone with the real feature dimension (memory only)
     name, is_standard, feature_dim = "random-projection-2048", False, 2048
@@ -201,8 +220,8 @@ class Element:
         return self.predictions
 
 args = json.loads(sys.argv[1])
-settings = _Settings(BackboneConfig(cache_dir=args["cache"]), 16, 10, 50,
-                     args["kid_max_samples"], True, 10, False, {}, {})
+quality = QualitySettings(16, 10, 50, args["kid_max_samples"], 10, False, {}, {})
+settings = _Settings(BackboneConfig(cache_dir=args["cache"]), None, True, quality)
 combiner = _QualityCombiner(
     {k: metric_types.MetricKey(name=k) for k in emitted_keys(False)}, "", settings
 )
@@ -366,6 +385,13 @@ def main() -> None:
     parser.add_argument(
         "--kid-max-samples", type=int, default=None, help="override evaluate.kid_max_samples"
     )
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        default=["standard"],
+        choices=["standard", "fallback"],
+        help="FID networks to time the Evaluator with (fallback: InceptionV3, random weights)",
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -391,9 +417,12 @@ def main() -> None:
             _print_table("Preprocessing (Beam job: decode, validate, resize)", rows, columns)
         if "evaluate" not in args.skip:
             splits = {n // 2: work / f"embedded-{n}" / "preprocessed" / "test" for n in args.sizes}
-            rows = bench_evaluate(args.params, splits, work, args.kid_max_samples)
+            rows = bench_evaluate(
+                args.params, splits, work, args.kid_max_samples, tuple(args.backbones)
+            )
             figures["evaluate"] = rows
-            columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
+            columns = [("backbone", "backbone", "s"), ("test images", "test_images", "d")]
+            columns += [("feature cache", "cache", "s")]
             columns += [("seconds", "seconds", ".1f"), ("peak RSS (MiB)", "peak_rss_mb", ".0f")]
             _print_table("Evaluator metric (TFMA, FID/KID both ways)", rows, columns)
             kid = args.kid_max_samples or 2000
@@ -433,6 +462,7 @@ def main() -> None:
             columns += [("GFLOP/s", "gflops", ".1f"), ("of matmul rate", "of_matmul", ".0%")]
             _print_table("Training step (GFLOP: TensorFlow's profiler)", rows, columns, note)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 

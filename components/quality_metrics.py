@@ -27,7 +27,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 
-from cyclegan_tfx.code_fingerprint import code_fingerprint as fingerprint_of_code
+from cyclegan_tfx.code_fingerprint import check_running_code
 from cyclegan_tfx.config import DIRECTIONS, BackboneConfig
 from cyclegan_tfx.data import schema
 from cyclegan_tfx.evaluation.fid.backbone import Backbone, load_backbone
@@ -39,12 +39,6 @@ from cyclegan_tfx.image_grid import decode_png
 logger = logging.getLogger(__name__)
 
 METRIC_CLASS_NAME = "TranslationQuality"
-CODE_FINGERPRINT_KEY = "code_fingerprint"
-"""Metric config key: the fingerprint of this module's code when the pipeline was compiled."""
-
-
-class StaleMetricCodeError(RuntimeError):
-    """The metric code running in the Evaluator is not the code the pipeline was compiled with."""
 
 
 class BackboneMismatchError(RuntimeError):
@@ -58,16 +52,10 @@ def check_code_fingerprint(expected: str | None) -> None:
         expected: The fingerprint in the metric's config (None: not checked, e.g. in tests).
 
     Raises:
-        StaleMetricCodeError: On a mismatch (a stale image on a remote runner).
+        StaleCodeError: On a mismatch (a stale image on a remote runner).
     """
-    if expected is None:
-        return
-    running = fingerprint_of_code(__name__).digest
-    if running != expected:
-        raise StaleMetricCodeError(
-            f"the Evaluator runs metric code {running}, but the pipeline was compiled with "
-            f"{expected}: rebuild the pipeline image from the commit you compiled, or recompile"
-        )
+    if expected is not None:
+        check_running_code(__name__, expected, "Evaluator's metric")
 
 
 def emitted_keys(ground_truth: bool) -> list[str]:

@@ -16,12 +16,13 @@ from typing import Any
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from cyclegan_tfx.code_fingerprint import code_fingerprint
+from cyclegan_tfx.code_fingerprint import CONFIG_KEY as CODE_FINGERPRINT_KEY
+from cyclegan_tfx.code_fingerprint import check_running_code, code_fingerprint
 from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
-from cyclegan_tfx.model.checkpoints import join
 from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
 from cyclegan_tfx.model.train import RunFolders, checkpoint_key, train_and_export
+from cyclegan_tfx.model.uri import join
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,8 @@ CHECKPOINT_ROOT_KEY = "checkpoint_root"
 LIVE_DIR_KEY = "live_dir"
 LOCATION_KEYS = (CHECKPOINT_ROOT_KEY, LIVE_DIR_KEY)
 """Where things are written, not what is trained: not part of the checkpoints' run key."""
-CODE_FINGERPRINT_KEY = "code_fingerprint"
 TRAINER_MODULE = __name__
 """The module whose code (with everything it imports) the Trainer runs."""
-
-
-class StaleCodeError(RuntimeError):
-    """The code running the Trainer is not the code the pipeline was compiled with."""
 
 
 def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
@@ -73,13 +69,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """
     distribution = select_distribution(os.environ)  # first: before any TensorFlow operation
     custom = fn_args.custom_config
-    running = code_fingerprint(TRAINER_MODULE)
-    if custom.get(CODE_FINGERPRINT_KEY) != running.digest:
-        raise StaleCodeError(
-            f"the Trainer runs training code {running.digest}, but the pipeline was compiled "
-            f"with {custom.get(CODE_FINGERPRINT_KEY)}: rebuild the pipeline image from the "
-            "commit you compiled (make image) or recompile the pipeline from this code"
-        )
+    running = check_running_code(TRAINER_MODULE, custom.get(CODE_FINGERPRINT_KEY), "Trainer")
     model_config = build_section(ModelConfig, custom["model"], "model")
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))

@@ -2,6 +2,12 @@
 
 Each subcommand is a module's own command line; `cyclegan-tfx COMMAND --help` shows its flags.
 The module is imported only when its command runs, so `cyclegan-tfx --help` is instant.
+
+The command modules are named by string (:data:`COMMANDS`), not imported here, on purpose: a DVC
+stage runs one command, and its deps (dvc.yaml, checked by tests/dvc_test.py) are this file plus
+that command's import closure. An `import` of every command here, even inside functions, would
+put all of the project into every stage's closure, so any change would rerun every stage.
+`tests/cli_test.py` imports every named module and checks that it has a `main`.
 """
 
 from __future__ import annotations

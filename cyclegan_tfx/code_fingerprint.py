@@ -26,6 +26,15 @@ PROJECT_PACKAGES = ("cyclegan_tfx", "components", "pipeline")
 """Top-level packages whose code is fingerprinted (the rest is pinned third-party code)."""
 
 
+CONFIG_KEY = "code_fingerprint"
+"""The key of a component's compiled config that carries its code's fingerprint (the Trainer's
+`custom_config`, the FID metric's config in the Evaluator's `eval_config`)."""
+
+
+class StaleCodeError(RuntimeError):
+    """The code a component runs is not the code the pipeline was compiled with."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CodeFingerprint:
     """The fingerprint of a module's code and the files it covers.
@@ -147,3 +156,27 @@ def code_fingerprint(*entry_modules: str, root: Path | None = None) -> CodeFinge
         digest.update(f"{name}\0{len(data)}\0".encode())
         digest.update(data)
     return CodeFingerprint(f"sha256:{digest.hexdigest()}", tuple(relative))
+
+
+def check_running_code(entry_module: str, expected: str | None, component: str) -> CodeFingerprint:
+    """Fails if the code `entry_module` runs is not the code the pipeline was compiled with.
+
+    Args:
+        entry_module: The component's entry module, e.g. `components.trainer`.
+        expected: The fingerprint in the component's compiled config (:data:`CONFIG_KEY`).
+        component: The component's name for the message, e.g. "Trainer".
+
+    Returns:
+        The running code's fingerprint.
+
+    Raises:
+        StaleCodeError: On a mismatch (e.g. a Kubeflow image built from another commit).
+    """
+    running = code_fingerprint(entry_module)
+    if running.digest != expected:
+        raise StaleCodeError(
+            f"the {component} runs code {running.digest}, but the pipeline was compiled with "
+            f"{expected}: rebuild the pipeline image from the commit you compiled (make image), "
+            "or recompile the pipeline from this code"
+        )
+    return running

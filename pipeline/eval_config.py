@@ -30,7 +30,8 @@ from typing import Any
 
 import tensorflow_model_analysis as tfma
 
-from components.quality_metrics import CODE_FINGERPRINT_KEY, METRIC_CLASS_NAME
+from components.quality_metrics import METRIC_CLASS_NAME
+from cyclegan_tfx.code_fingerprint import CONFIG_KEY as CODE_FINGERPRINT_KEY
 from cyclegan_tfx.code_fingerprint import code_fingerprint
 from cyclegan_tfx.config import DIRECTIONS, Config, EvaluateConfig
 from cyclegan_tfx.data import schema

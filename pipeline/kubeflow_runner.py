@@ -93,6 +93,9 @@ def build_pipeline(config: Config) -> tfx.dsl.Pipeline:
         examples_directory=tfx.dsl.experimental.RuntimeParameter(
             name=EXAMPLES_ROOT_PARAMETER, ptype=str, default=kubeflow.examples_root
         ),
+        # The V2 compiler compiles only TFX's stock resolver strategies
+        # (components/baseline_resolver.py says what that costs).
+        baseline_excludes_candidate=False,
     )
     resources = trainer_resources(kubeflow)
     if resources is not None:
@@ -128,6 +131,15 @@ def link_condition_inputs(pipeline_spec: dict[str, Any]) -> None:
 
     A condition reference `inputs.artifacts['_<producer>.<output>']` that the task does not
     declare is rewritten to the task's input bound to the same producer output.
+
+    Why: TFX 1.16's V2 compiler writes the blessing condition (`tfx.dsl.Cond` in
+    `create_pipeline`) against the channel's implicit key, `_Evaluator.blessing`
+    (tfx/orchestration/kubeflow/v2/step_builder.py, `implicit_channel_key`), while the Pusher
+    task consumes that same channel under its own input name, `model_blessing`. KFP evaluates
+    `inputs.artifacts[...]` in a trigger condition over the task's declared inputs, so the
+    compiled condition would name an artifact the task does not have. The rewrite points it at
+    the declared input; `tests/kubeflow_runner_test.py` checks the result, and that a
+    condition on an artifact the task does not consume at all is an error.
 
     Args:
         pipeline_spec: The `pipelineSpec` dict of the compiled job; changed in place.

@@ -1,8 +1,8 @@
 """The one definition of the TFX pipeline, shared by the local and Kubeflow runners.
 
 ImportExampleGen (Beam TFRecords; cached by their content) -> Trainer (CycleGAN, four optimizers)
--> Resolver (latest blessed model = baseline) -> Evaluator (FID/KID, identity mapping and
-ground-truth scores per direction, TFMA)
+-> Resolver (baseline: the newest blessed model other than the candidate)
+-> Evaluator (FID/KID, identity mapping and ground-truth scores per direction, TFMA)
 -> Pusher (only inside the blessing condition; does not push a model already pushed).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
+from components.baseline_resolver import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.example_gen import COMPONENT_ID as EXAMPLE_GEN_ID
 from components.example_gen import ContentImportExampleGen
 from components.pusher import Pusher
@@ -29,6 +30,7 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     serving_directory: str | None = None,
     examples_directory: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -44,6 +46,9 @@ def create_pipeline(
         examples_directory: Folder of the preprocessed TFRecords (`train/`, `test/`) that
             ImportExampleGen ingests; defaults to `paths.preprocessed`. Remote runners pass a
             gs:// or s3:// folder, or a `RuntimeParameter` to choose it per run.
+        baseline_excludes_candidate: The baseline is the newest blessed model other than the
+            candidate (components/baseline_resolver.py), so a rerun of a cached model is all
+            cache hits. False: TFX's stock strategy (the Kubeflow V2 compiler knows no other).
 
     Returns:
         The TFX pipeline.
@@ -67,11 +72,20 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(splits=["test"]),
         custom_config=trainer_custom_config(config, root),
     )
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID)
+    every_model = {
+        "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    }
+    if baseline_excludes_candidate:
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=LatestBlessedOtherModelStrategy,
+            **every_model,
+            **{CANDIDATE_KEY: trainer.outputs["model"]},
+        ).with_id(RESOLVER_ID)
+    else:
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **every_model
+        ).with_id(RESOLVER_ID)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],

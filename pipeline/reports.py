@@ -18,23 +18,21 @@ Writes, under `paths.metrics` / `paths.plots`:
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tfx.utils import path_utils
 
 from cyclegan_tfx.config import DIRECTIONS, Config
-from cyclegan_tfx.data import schema
 from cyclegan_tfx.evaluation.gate import summary_values
 from cyclegan_tfx.evaluation.gate_report import GateReport, evaluation_metrics, gate_report
 from cyclegan_tfx.evaluation.metric_keys import metric_key
+from cyclegan_tfx.evaluation.quality import SOURCE_DOMAIN
+from cyclegan_tfx.evaluation.scorer import read_test_split
 from cyclegan_tfx.image_grid import image_grid, png_bytes
 from cyclegan_tfx.mlmd import latest_run_artifacts, newest_artifact
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
@@ -55,40 +53,34 @@ def translations_plot_file(direction: str) -> str:
     return f"translations_{direction}.png"
 
 
-def _test_examples(examples_uri: str, domain: str, count: int) -> list[tuple[Any, Any]]:
-    """(image, ground truth or None) of the first `count` test examples of `domain`."""
+def _test_images(examples_uri: str, count: int) -> dict[str, dict[str, Any]]:
+    """The first `count` test images of each domain, with their ground truth (or None)."""
     files = sorted(tf.io.gfile.glob(str(Path(examples_uri) / "Split-test" / "*")))
-    compression = "GZIP" if files and all(f.endswith(".gz") for f in files) else ""
-    found = []
-    for record in tf.data.TFRecordDataset(files, compression_type=compression):
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        if features[schema.DOMAIN_KEY].bytes_list.value[0].decode() != domain:
-            continue
-
-        def decode(key, features=features):
-            values = features[key].bytes_list.value if key in features else []
-            return np.asarray(Image.open(io.BytesIO(values[0])).convert("RGB")) if values else None
-
-        found.append((decode(schema.IMAGE_KEY), decode(schema.TRUTH_KEY)))
-        if len(found) == count:
-            break
-    return found
+    if not files:
+        return {}
+    split = read_test_split(files)
+    return {
+        domain: {
+            "images": found["images"][:count],
+            "truths": None if found["truths"] is None else found["truths"][:count],
+        }
+        for domain, found in split.items()
+        if len(found["images"])
+    }
 
 
 def _translation_grids(model_uri: str, examples_uri: str) -> dict[str, bytes]:
     """PNG grids (input | translation | ground truth, if any) of the first test images."""
     model = tf.saved_model.load(path_utils.serving_model_path(model_uri))
+    test = _test_images(examples_uri, TRANSLATIONS_PER_DIRECTION)
     grids = {}
-    for direction, domain in (("a2b", "A"), ("b2a", "B")):
-        examples = _test_examples(examples_uri, domain, TRANSLATIONS_PER_DIRECTION)
-        if not examples:
+    for direction in DIRECTIONS:
+        if SOURCE_DOMAIN[direction] not in test:
             continue
-        batch = np.stack([image for image, _ in examples])
+        batch, truths = test[SOURCE_DOMAIN[direction]].values()
         signature = model.signatures[SIGNATURE_FOR_DIRECTION[direction]]
         translated = signature(images=tf.constant(batch))["translated"].numpy()
-        columns = [batch, translated]
-        if all(truth is not None for _, truth in examples):
-            columns.append(np.stack([truth for _, truth in examples]))
+        columns = [batch, translated] + ([] if truths is None else [truths])
         grids[direction] = png_bytes(image_grid(columns))
     return grids
 

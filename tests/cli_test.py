@@ -1,11 +1,20 @@
-"""The command line's start: notices a user can do nothing about are dropped, nothing else."""
+"""The command line: every command names a real module; unactionable notices are dropped."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import logging
 import warnings
+from pathlib import Path
 
-from cyclegan_tfx.cli import IGNORED_LOG_NOTICES, DropNotices, drop_unactionable_notices, main
+from cyclegan_tfx.cli import (
+    COMMANDS,
+    IGNORED_LOG_NOTICES,
+    DropNotices,
+    drop_unactionable_notices,
+    main,
+)
 
 
 def _record(name: str, message: str) -> logging.LogRecord:
@@ -43,3 +52,14 @@ def test_unknown_command_names_the_commands(capsys):
     assert main(["no-such-command"]) == 2
     error = capsys.readouterr().err
     assert "unknown command 'no-such-command'" in error and "explain-gate" in error
+
+
+def test_every_command_names_a_module_with_a_main():
+    # Read, not imported (that would import TensorFlow for most): a renamed module or a
+    # missing `main` fails here rather than when a user runs the command.
+    for name, (module, _) in COMMANDS.items():
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin, f"{name}: no module {module}"
+        tree = ast.parse(Path(spec.origin).read_text())
+        functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert "main" in functions, f"{name}: {module} has no main()"

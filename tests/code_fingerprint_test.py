@@ -6,8 +6,9 @@ import pytest
 from conftest import REPO_ROOT
 
 from components import quality_metrics, trainer
-from components.trainer import CODE_FINGERPRINT_KEY, TRAINER_MODULE, trainer_custom_config
-from cyclegan_tfx.code_fingerprint import code_fingerprint, module_closure
+from components.trainer import TRAINER_MODULE, trainer_custom_config
+from cyclegan_tfx.code_fingerprint import CONFIG_KEY as CODE_FINGERPRINT_KEY
+from cyclegan_tfx.code_fingerprint import StaleCodeError, code_fingerprint, module_closure
 from cyclegan_tfx.config import load_config
 from pipeline.eval_config import QUALITY_METRIC_MODULE, build_eval_config
 
@@ -105,15 +106,14 @@ def test_trainer_refuses_to_run_other_code_than_it_was_compiled_with(tmp_path):
     custom = trainer_custom_config(config, str(tmp_path))
     custom[CODE_FINGERPRINT_KEY] = "sha256:" + "0" * 64
     fn_args = tfx.components.FnArgs(custom_config=custom, train_files=[])
-    # Through the module: TFX's Trainer reloads `components.trainer` when it imports `run_fn`
-    # (tfx/utils/import_utils.py), which rebinds its classes; an earlier in-process pipeline run
-    # in this worker would leave a name imported here pointing at the old class.
-    with pytest.raises(trainer.StaleCodeError, match="rebuild the pipeline image"):
+    # `run_fn` through the module: TFX's Trainer reloads `components.trainer` when it imports
+    # `run_fn` (tfx/utils/import_utils.py), so a name imported from it here could be stale.
+    with pytest.raises(StaleCodeError, match="rebuild the pipeline image"):
         trainer.run_fn(fn_args)
 
 
 def test_metric_refuses_to_run_other_code_than_it_was_compiled_with():
     quality_metrics.check_code_fingerprint(code_fingerprint(QUALITY_METRIC_MODULE).digest)
     quality_metrics.check_code_fingerprint(None)
-    with pytest.raises(quality_metrics.StaleMetricCodeError, match="recompile"):
+    with pytest.raises(StaleCodeError, match="recompile"):
         quality_metrics.TranslationQuality(code_fingerprint="sha256:0").computations()

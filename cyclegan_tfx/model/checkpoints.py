@@ -25,6 +25,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from cyclegan_tfx.model.uri import join, parent
+
 logger = logging.getLogger(__name__)
 
 _STEP_FOLDER = re.compile(r"^step-(\d+)/?$")
@@ -33,19 +35,10 @@ _FILES_FOLDER = "files"
 COMMIT_MARKER = "COMMITTED"
 
 
-def join(directory: str | Path, *names: str) -> str:
-    """Joins path components of a local path or a filesystem URL (`gs://b/x`, `ram://x`)."""
-    return (
-        posixpath.join(str(directory), *names)
-        if "://" in str(directory)
-        else str(Path(directory, *names))
-    )
-
-
 def _write_bytes(path: str, data: bytes) -> None:
     # Make the parent folder explicitly: listing (`walk`) on filesystems with implicit folders,
     # such as TensorFlow's `ram://`, does not show a folder that was never made.
-    tf.io.gfile.makedirs(posixpath.dirname(path) if "://" in path else str(Path(path).parent))
+    tf.io.gfile.makedirs(parent(path))
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(data)
 

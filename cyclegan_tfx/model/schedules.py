@@ -1,15 +1,18 @@
 """Per-network learning-rate schedules, driven by the training step.
 
-`learning_rate_at` is the closed form (plain Python, used by tests and logs); `NetworkSchedule`
-is the same formula as a Keras schedule. Schedules read the CycleGAN's training-step counter,
-not the optimizer's own update count, so every optimizer sees its rate for the same step even
-when discriminators are updated `n_critic` times per step or one optimizer serves two networks.
+`learning_rate_at` (plain Python, used by tests and logs) and `NetworkSchedule` (a Keras
+schedule) evaluate one formula, `_rate`, with Python's or TensorFlow's operations. Schedules
+read the CycleGAN's training-step counter, not the optimizer's own update count, so every
+optimizer sees its rate for the same step even when discriminators are updated `n_critic` times
+per step or one optimizer serves two networks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -36,6 +39,44 @@ class Timeline:
         return self.total_steps - self.decay_steps
 
 
+@dataclasses.dataclass(frozen=True)
+class _Ops:
+    """The few operations the schedule formula needs, in plain Python or in TensorFlow."""
+
+    maximum: Callable[[Any, Any], Any]
+    where: Callable[[Any, Any, Any], Any]
+    power: Callable[[Any, Any], Any]
+    cos: Callable[[Any], Any]
+
+
+_PYTHON = _Ops(max, lambda condition, a, b: a if condition else b, pow, math.cos)
+_TENSORFLOW = _Ops(tf.maximum, tf.where, tf.pow, tf.cos)
+
+
+def _rate(
+    step: Any,
+    lr: Any,
+    optimizer: OptimizerConfig,
+    schedule: ScheduleConfig,
+    timeline: Timeline,
+    ops: _Ops,
+) -> Any:
+    """The schedule formula of :func:`learning_rate_at`, for a clipped `step` (float)."""
+    kind = optimizer.schedule
+    if kind == "constant" or (kind == "linear_decay" and timeline.decay_steps == 0):
+        return lr
+    if kind == "linear_decay":
+        start = float(timeline.decay_start)
+        decayed = lr * ops.maximum(0.0, 1.0 - (step - start) / float(timeline.decay_steps))
+        return ops.where(step <= start, lr, decayed)
+    if kind == "exponential":
+        rate = schedule.exponential_decay_rate
+        return lr * ops.power(rate, step / float(schedule.exponential_decay_steps))
+    if kind == "cosine":
+        return lr * 0.5 * (1.0 + ops.cos(math.pi * step / float(max(timeline.total_steps, 1))))
+    raise ValueError(f"unknown schedule {kind!r}")
+
+
 def learning_rate_at(
     step: int, optimizer: OptimizerConfig, schedule: ScheduleConfig, timeline: Timeline
 ) -> float:
@@ -47,25 +88,12 @@ def learning_rate_at(
     - exponential: `lr * rate ** (step / exponential_decay_steps)`.
     - cosine: `lr * (1 + cos(pi * step / total_steps)) / 2`.
     """
-    lr = optimizer.learning_rate
-    total = max(timeline.total_steps, 1)
-    step = min(max(step, 0), total)
-    kind = optimizer.schedule
-    if kind == "constant":
-        return lr
-    if kind == "linear_decay":
-        if step <= timeline.decay_start or timeline.decay_steps == 0:
-            return lr
-        return lr * max(0.0, 1.0 - (step - timeline.decay_start) / timeline.decay_steps)
-    if kind == "exponential":
-        return lr * schedule.exponential_decay_rate ** (step / schedule.exponential_decay_steps)
-    if kind == "cosine":
-        return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-    raise ValueError(f"unknown schedule {kind!r}")
+    step = float(min(max(step, 0), max(timeline.total_steps, 1)))
+    return _rate(step, optimizer.learning_rate, optimizer, schedule, timeline, _PYTHON)
 
 
 class NetworkSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Keras form of :func:`learning_rate_at`, reading a training-step variable."""
+    """Keras form of :func:`learning_rate_at` (the same formula), reading a step variable."""
 
     def __init__(
         self,
@@ -94,21 +122,7 @@ class NetworkSchedule(keras.optimizers.schedules.LearningRateSchedule):
         lr = tf.constant(self.optimizer.learning_rate, tf.float32)
         total = tf.constant(float(max(self.timeline.total_steps, 1)), tf.float32)
         step = tf.clip_by_value(tf.cast(step, tf.float32), 0.0, total)
-        kind = self.optimizer.schedule
-        if kind == "constant":
-            return lr
-        if kind == "linear_decay":
-            if self.timeline.decay_steps == 0:
-                return lr
-            start = float(self.timeline.decay_start)
-            decayed = lr * tf.maximum(0.0, 1.0 - (step - start) / float(self.timeline.decay_steps))
-            return tf.where(step <= start, lr, decayed)
-        if kind == "exponential":
-            rate = self.schedule.exponential_decay_rate
-            return lr * tf.pow(rate, step / float(self.schedule.exponential_decay_steps))
-        if kind == "cosine":
-            return lr * 0.5 * (1.0 + tf.cos(math.pi * step / total))
-        raise ValueError(f"unknown schedule {kind!r}")
+        return _rate(step, lr, self.optimizer, self.schedule, self.timeline, _TENSORFLOW)
 
     def get_config(self):
         """Keras serialisation (plain numbers only)."""

@@ -25,13 +25,14 @@ import tensorflow as tf
 from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.image_grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
-from cyclegan_tfx.model.checkpoints import TrainingCheckpoints, join
+from cyclegan_tfx.model.checkpoints import TrainingCheckpoints
 from cyclegan_tfx.model.cyclegan import CycleGAN, check_finite, network_losses
 from cyclegan_tfx.model.distribution import is_chief
 from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.networks import build_generator
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.training_log import TrainingLog
+from cyclegan_tfx.model.uri import is_url, join
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class RunFolders:
     @property
     def remote_checkpoints(self) -> bool:
         """Whether the checkpoints are on a remote filesystem (the curves travel with them)."""
-        return self.checkpoint_dir is not None and _is_remote(self.checkpoint_dir)
+        return self.checkpoint_dir is not None and is_url(self.checkpoint_dir)
 
     @classmethod
     def choose(
@@ -115,9 +116,9 @@ class RunFolders:
             scratch = tempfile.mkdtemp(prefix="cyclegan-worker-")
             return cls(join(scratch, "run"), _str(checkpoint_dir), Path(scratch, LIVE_DIR), scratch)
         if live_dir is None:
-            if checkpoint_dir is not None and not _is_remote(checkpoint_dir):
+            if checkpoint_dir is not None and not is_url(checkpoint_dir):
                 live_dir = Path(checkpoint_dir) / LIVE_DIR
-            elif not _is_remote(run_dir):
+            elif not is_url(run_dir):
                 live_dir = Path(run_dir) / LIVE_DIR
             else:
                 live_dir = Path(tempfile.mkdtemp(prefix="dvclive-"))
@@ -401,10 +402,6 @@ def serving_generators(
         copy.set_weights(network.get_weights())
         copies.append(copy)
     return copies[0], copies[1]
-
-
-def _is_remote(path: str | Path) -> bool:
-    return "://" in str(path)
 
 
 def _str(path: str | Path | None) -> str | None:

@@ -49,15 +49,20 @@ def data_version(project_root: str | Path, dvc_file: str = DATA_DVC_FILE) -> dic
         return None
 
 
-def _git(root: Path, *args: str) -> str | None:
-    """Output of `git ARGS`, or None when git is missing, fails or times out."""
+def run_git(root: str | Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    """Runs `git ARGS` in `root` (30 s at most); None when git is missing or times out."""
     try:
-        result = subprocess.run(
+        return subprocess.run(
             ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return result.stdout if result.returncode == 0 else None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """Output of `git ARGS`, or None when git is missing, fails or times out."""
+    result = run_git(root, *args)
+    return result.stdout if result is not None and result.returncode == 0 else None
 
 
 def git_state(project_root: str | Path) -> dict[str, Any] | None:

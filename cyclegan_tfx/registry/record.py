@@ -45,8 +45,9 @@ class RecordedPush:
 
     Attributes:
         version: The serving version.
-        already_pushed: True when the run's blessed model had been pushed before (as
-            `version`): nothing was copied and nothing new registered.
+        already_pushed: True when this run pushed nothing new: its blessed model had been
+            pushed before (as `version`; the Pusher found it there, or was a cache hit), so
+            nothing was copied and nothing new registered.
     """
 
     version: str
@@ -154,8 +155,9 @@ def record_push(config: Config) -> RecordedPush | None:
     already = newest.custom_properties[lineage.ALREADY_PUSHED_KEY].int_value == 1
     registry = model_registry(config)
     if registry.entry(version) is not None:
+        # Registered by the run that pushed it; here the Pusher found it or was a cache hit.
         logger.info("version %s is already registered", version)
-        return RecordedPush(version, already)
+        return RecordedPush(version, True)
     store = open_store(metadata_path)
     push = lineage.push_lineage(store, config.pipeline.name, version)
     registry.record(version, _entry(config, registry, store, push, at_push=True))

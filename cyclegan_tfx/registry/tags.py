@@ -23,6 +23,8 @@ from typing import Any
 from gto import api as gto_api
 from gto.exceptions import GTOException
 
+from cyclegan_tfx.registry.provenance import run_git
+
 logger = logging.getLogger(__name__)
 
 GTO_STAGE_NAMES = {"production": "prod"}
@@ -34,12 +36,10 @@ class TagError(Exception):
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise TagError(f"cannot run git: {error}") from None
+    result = run_git(root, *args)
+    if result is None:
+        raise TagError(f"cannot run git {' '.join(args)} in {root} (not installed, or timed out)")
+    return result
 
 
 class GtoTagger:

@@ -39,6 +39,7 @@ from cyclegan_tfx.config import STUDY_DATASETS, ConfigError, load_config
 from cyclegan_tfx.experiments.study import report
 from cyclegan_tfx.experiments.study.experiments import StudyRunError, read_result, run_experiments
 from cyclegan_tfx.experiments.study.grid import Budget, Grid, load_grid
+from cyclegan_tfx.registry.provenance import run_git
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ PREPROCESS_STAGES = (
 
 def _commit(repo: Path) -> str:
     def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
-        return result.stdout.strip()
+        result = run_git(repo, *args)
+        return result.stdout.strip() if result is not None else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no")
