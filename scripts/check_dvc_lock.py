@@ -7,8 +7,9 @@ the ones in the repository: after a code change, `make run` must run again befor
 This asks DVC itself (`dvc status --json`) and reports every stage whose *code* dependencies
 (paths git tracks) or params changed. Data and build outputs are not checked here: a fresh
 clone has not pulled or produced them yet. A stage that has never run in the workspace (absent
-from its dvc.lock) has produced none of the committed outputs, so it cannot be stale: the
-optimizer study's `study_run` runs only as DVC experiments (study/dvc.yaml).
+from its dvc.lock) has produced none of the committed outputs, so it cannot be stale. The
+optimizer study's `study_run` has run once in the workspace (study/run/, so that `dvc status` is
+clean after `make run`) and is checked like the others.
 
 Usage: python scripts/check_dvc_lock.py [--repo DIR]   (part of `make lint`)
 """
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             "dvc.lock does not describe the committed code/params (the committed metrics and "
             "plots came from other code):\n  "
             + "\n  ".join(stale)
-            + "\nRun `make run` and commit dvc.lock with the refreshed outputs.",
+            + "\nRun `make run` (for study/dvc.yaml stages: `PATH=.venv/bin:$PATH dvc repro "
+            "study/dvc.yaml`) and commit the lock files with the refreshed outputs.",
             file=sys.stderr,
         )
         return 1
