@@ -7,7 +7,7 @@ The command modules are named by string (:data:`COMMANDS`), not imported here, o
 stage runs one command, and its deps (dvc.yaml, checked by tests/dvc_test.py) are this file plus
 that command's import closure. An `import` of every command here, even inside functions, would
 put all of the project into every stage's closure, so any change would rerun every stage.
-`tests/cli_test.py` imports every named module and checks that it has a `main`.
+`tests/cli_test.py` finds every named module and checks (from its source) that it has a `main`.
 """
 
 from __future__ import annotations
