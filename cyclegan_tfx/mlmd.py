@@ -36,11 +36,13 @@ def open_store(metadata_path: str | Path) -> mlmd.MetadataStore:
     return mlmd.MetadataStore(connection)
 
 
-def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
-    """The newest `pipeline_run` context of the pipeline.
+def find_run(
+    store: mlmd.MetadataStore, pipeline_name: str, run_id: str | None = None
+) -> metadata_store_pb2.Context:
+    """The pipeline's `pipeline_run` context named `run_id` (the pipeline run id), or its newest.
 
     Raises:
-        NoPipelineRunError: If the pipeline never ran.
+        NoPipelineRunError: If the pipeline never ran, or has no run `run_id`.
     """
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     runs = [
@@ -49,18 +51,25 @@ def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_
         if pipeline is not None
         and any(c.id == pipeline.id for c in store.get_parent_contexts_by_context(context.id))
     ]
+    if run_id is not None:
+        runs = [context for context in runs if context.name == run_id]
     if not runs:
-        raise NoPipelineRunError(f"no run of pipeline {pipeline_name!r} in ML Metadata")
+        which = f"run {run_id!r}" if run_id is not None else "run"
+        raise NoPipelineRunError(f"no {which} of pipeline {pipeline_name!r} in ML Metadata")
     return max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
 
 
-def latest_run_executions(metadata_path: Path, pipeline_name: str) -> dict[str, str]:
-    """State of each node's execution in the newest run, e.g. {"Trainer": "CACHED"}.
+def run_executions(
+    metadata_path: Path, pipeline_name: str, run_id: str | None = None
+) -> dict[str, str]:
+    """State of each node's execution in run `run_id` (default: the newest run).
+
+    For example {"Trainer": "CACHED"}.
 
     Nodes skipped by a condition (the Pusher of an unblessed model) have no execution.
     """
     store = open_store(metadata_path)
-    run = latest_run(store, pipeline_name)
+    run = find_run(store, pipeline_name, run_id)
     states = {}
     for execution in store.get_executions_by_context(run.id):
         for context in store.get_contexts_by_execution(execution.id):
@@ -70,12 +79,12 @@ def latest_run_executions(metadata_path: Path, pipeline_name: str) -> dict[str, 
     return states
 
 
-def latest_run_artifacts(
-    metadata_path: Path, pipeline_name: str
+def run_artifacts(
+    metadata_path: Path, pipeline_name: str, run_id: str | None = None
 ) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    """Output artifacts of the newest pipeline run (cached outputs included), by type name."""
+    """Output artifacts of run `run_id` (default: the newest), cached ones included, by type."""
     store = open_store(metadata_path)
-    run = latest_run(store, pipeline_name)
+    run = find_run(store, pipeline_name, run_id)
     executions = store.get_executions_by_context(run.id)
     events = store.get_events_by_execution_ids([e.id for e in executions])
     output_ids = sorted(

@@ -1,10 +1,11 @@
-"""Explains the gate of the newest pipeline run: why the model was (not) pushed.
+"""Explains the gate of a pipeline run: why the model was (not) pushed.
 
-Usage: python -m pipeline.explain_gate [--params params.yaml] [--json]   (or `make explain-gate`)
+Usage: python -m pipeline.explain_gate [--params params.yaml] [--run-id ID] [--json]
+       (or `make explain-gate`)
 
-Reads the newest run from ML Metadata (the Evaluator's stored EvalConfig, metrics and TFMA
-ValidationResult, and the ModelBlessing) and prints one row per check (metric, check, candidate
-± spread, what it is compared with, threshold, pass/FAIL; see
+Reads the run `--run-id` (default: the newest run) from ML Metadata (the Evaluator's stored
+EvalConfig, metrics and TFMA ValidationResult, and the ModelBlessing) and prints one row per
+check (metric, check, candidate ± spread, what it is compared with, threshold, pass/FAIL; see
 :mod:`cyclegan_tfx.evaluation.gate`), then the backbone, N and the decision. `--json` prints
 the same as JSON (as `make run` writes it to reports/gate.json).
 """
@@ -20,12 +21,13 @@ from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
 from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
 from cyclegan_tfx.evaluation.gate import MixedBackbonesError, format_gate_table
 from cyclegan_tfx.evaluation.gate_report import GateReport, gate_report
-from cyclegan_tfx.mlmd import MetadataError, latest_run_artifacts
+from cyclegan_tfx.mlmd import MetadataError, find_run, open_store, run_artifacts
 
 
 def explain(report: GateReport) -> str:
     """The human-readable explanation of a gate report."""
-    lines = [f"Gate of the newest evaluation ({report.evaluation_uri})"]
+    run = f"pipeline run {report.pipeline_run_id}" if report.pipeline_run_id else "a run"
+    lines = [f"Gate of {run} (evaluation {report.evaluation_uri})"]
     lines.append(f"candidate: {report.model_uri}")
     lines.append(
         f"baseline:  {report.baseline_model_uri}"
@@ -80,21 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--params", default="params.yaml", help="params file (default: %(default)s)"
     )
+    parser.add_argument("--run-id", help="the pipeline run (default: the newest)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     # TFMA's metrics loader calls the deprecated tf_record_iterator; the notice is TFMA's to fix.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         config = load_config(args.params)
-        artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)
-        report = gate_report(artifacts)
+        run = find_run(open_store(config.paths.metadata_path), config.pipeline.name, args.run_id)
+        artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run.name)
+        report = gate_report(artifacts, run.name)
     except (ConfigError, MetadataError, MixedBackbonesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if report.evaluation_uri is None:
         print(
-            "error: the newest run has no evaluation (did the Evaluator fail?); see the "
-            "pipeline's log",
+            f"error: pipeline run {run.name} has no evaluation (did the Evaluator fail?); see "
+            "the pipeline's log",
             file=sys.stderr,
         )
         return 1

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import logging
 import shutil
 import sys
 from typing import Any
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import constants
+from tfx.orchestration.portable import runtime_parameter_utils, tfx_runner
 
 from cyclegan_tfx.cli import drop_unactionable_notices
 from cyclegan_tfx.config import Config, load_config
@@ -24,23 +27,34 @@ from pipeline.experiment_copy import seed_from_workspace
 from pipeline.explain_gate import explain
 from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
+from pipeline.run_lock import PipelineRootBusyError, hold_pipeline_root
 
 
-def run(config: Config) -> None:
+def run(config: Config) -> str:
     """Runs the whole TFX pipeline once.
 
     The serving folder is created first: it is a DVC output of the stage even when no model has
-    been blessed yet.
+    been blessed yet. The run id is chosen here, in LocalDagRunner's format (the start time), so
+    that what reads ML Metadata afterwards reads this run, not whichever run is newest.
+
+    Returns:
+        The pipeline run id (the name of the run's `pipeline_run` context in ML Metadata).
     """
     config.serving_dir().mkdir(parents=True, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(
-            config,
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(config.paths.metadata_path)
-            ),
-        )
+    pipeline = create_pipeline(
+        config,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(config.paths.metadata_path)
+        ),
     )
+    # What LocalDagRunner.run does (TFX 1.16), with the run id bound before it would bind one.
+    ir = tfx_runner._make_pipeline_proto(pipeline)
+    run_id = datetime.datetime.now().isoformat()
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+    )
+    tfx.orchestration.LocalDagRunner().run_with_ir(ir)
+    return run_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +62,14 @@ class RunOutcome:
     """What a local run produced.
 
     Attributes:
+        run_id: The pipeline run id (ML Metadata) every report of this outcome describes.
         summary: The evaluation summary of :func:`pipeline.reports.write_reports`.
         report: The gate's checks and decision (:mod:`cyclegan_tfx.evaluation.gate`).
         push: The version the run's blessed model is in serving/<name>/ (and registry.json),
             and whether it was already there; None when the model was not blessed.
     """
 
+    run_id: str
     summary: dict[str, Any]
     report: GateReport
     push: RecordedPush | None
@@ -79,15 +95,21 @@ def update_model_artifact(config: Config, push: RecordedPush | None) -> None:
 def run_and_report(config: Config) -> RunOutcome:
     """Runs the pipeline, then writes the reports, the registry entry and the model artifact.
 
-    A queued or `--temp` DVC experiment first takes a snapshot of the workspace's ML Metadata,
-    so it is gated against the workspace's blessed model (:mod:`pipeline.experiment_copy`).
+    The whole of it holds the pipeline root's run lock (:mod:`pipeline.run_lock`), and every
+    report describes this run (by its run id). A queued or `--temp` DVC experiment first takes
+    a snapshot of the workspace's ML Metadata, so it is gated against the workspace's blessed
+    model (:mod:`pipeline.experiment_copy`).
+
+    Raises:
+        PipelineRootBusyError: At once, if another run holds the pipeline root.
     """
-    seed_from_workspace(config)
-    run(config)
-    summary, report = write_reports(config)
-    push = record_push(config)
-    update_model_artifact(config, push)
-    return RunOutcome(summary=summary, report=report, push=push)
+    with hold_pipeline_root(config.paths.resolve("pipeline_root")):
+        seed_from_workspace(config)
+        run_id = run(config)
+        summary, report = write_reports(config, run_id)
+        push = record_push(config, run_id)
+        update_model_artifact(config, push)
+    return RunOutcome(run_id=run_id, summary=summary, report=report, push=push)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)
-    except WeightsError as error:
+    except (WeightsError, PipelineRootBusyError) as error:
         sys.exit(f"error: {error}")
     except RegistryError as error:
         sys.exit(

@@ -34,7 +34,7 @@ from cyclegan_tfx.evaluation.metric_keys import metric_key
 from cyclegan_tfx.evaluation.quality import SOURCE_DOMAIN
 from cyclegan_tfx.evaluation.scorer import read_test_split
 from cyclegan_tfx.image_grid import image_grid, png_bytes
-from cyclegan_tfx.mlmd import latest_run_artifacts, newest_artifact
+from cyclegan_tfx.mlmd import find_run, newest_artifact, open_store, run_artifacts
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
 from cyclegan_tfx.model.train import LIVE_DIR, SAMPLES_FILE
 
@@ -114,13 +114,18 @@ def bar_points(metrics: dict[str, dict[str, Any]], metric: str) -> list[dict[str
     return points
 
 
-def write_reports(config: Config) -> tuple[dict[str, Any], GateReport]:
-    """Writes DVC metrics and plots of the last pipeline run.
+def write_reports(config: Config, run_id: str | None = None) -> tuple[dict[str, Any], GateReport]:
+    """Writes DVC metrics and plots of a pipeline run.
+
+    Args:
+        config: The configuration of the run.
+        run_id: The pipeline run id; default: the newest run in ML Metadata.
 
     Returns:
         The evaluation summary (metrics/evaluation.json) and the gate report it came from.
     """
-    artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)
+    run = find_run(open_store(config.paths.metadata_path), config.pipeline.name, run_id)
+    artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run.name)
     metrics_dir = config.paths.resolve("metrics")
     plots_dir = config.paths.resolve("plots")
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -133,8 +138,9 @@ def write_reports(config: Config) -> tuple[dict[str, Any], GateReport]:
 
     metrics = evaluation_metrics(evaluation.uri) if evaluation else {}
     baseline = metrics.get("baseline")
-    report = gate_report(artifacts)
+    report = gate_report(artifacts, run.name)
     summary: dict[str, Any] = {
+        "pipeline_run_id": run.name,
         "blessed": report.blessed,
         "pushed_version": report.pushed_version,
         "backbone": report.backbone,

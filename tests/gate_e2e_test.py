@@ -31,7 +31,7 @@ from cyclegan_tfx.data.sample_datasets import make_sample_dataset
 from cyclegan_tfx.evaluation.colour_transfer import fit
 from cyclegan_tfx.evaluation.gate_report import gate_report
 from cyclegan_tfx.evaluation.scorer import preprocessed_files
-from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
+from cyclegan_tfx.mlmd import run_artifacts, run_executions
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model import train as train_module
 from pipeline.explain_gate import explain
@@ -79,8 +79,8 @@ def _config(root: Path, **train):
 
 
 def _report(config):
-    artifacts = latest_run_artifacts(config.paths.metadata_path, config.pipeline.name)
-    executions = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name)
+    executions = run_executions(config.paths.metadata_path, config.pipeline.name)
     return gate_report(artifacts), executions
 
 

@@ -47,7 +47,7 @@ from tfx.orchestration import metadata
 from cyclegan_tfx import translate
 from cyclegan_tfx.config import DIRECTIONS
 from cyclegan_tfx.evaluation.gate_report import gate_report
-from cyclegan_tfx.mlmd import latest_run_artifacts, latest_run_executions
+from cyclegan_tfx.mlmd import run_artifacts, run_executions
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from cyclegan_tfx.registry import cli as models
 from pipeline.explain_gate import explain
@@ -100,21 +100,21 @@ def _pushed_versions(config):
 def untrained_run(workspace):
     config = _config(workspace, epochs=0.0)
     run(config)
-    return config, latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    return config, run_executions(config.paths.metadata_path, config.pipeline.name)
 
 
 @pytest.fixture(scope="module")
 def trained_run(workspace, untrained_run):
     config = _config(workspace, epochs=TRAINED_EPOCHS)
     summary = run_and_report(config).summary
-    return config, latest_run_executions(config.paths.metadata_path, config.pipeline.name), summary
+    return config, run_executions(config.paths.metadata_path, config.pipeline.name), summary
 
 
 @pytest.fixture(scope="module")
 def rerun(workspace, trained_run):
     config = _config(workspace, epochs=TRAINED_EPOCHS)
     outcome = run_and_report(config)
-    executions = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    executions = run_executions(config.paths.metadata_path, config.pipeline.name)
     return config, executions, outcome.summary, outcome
 
 
@@ -133,7 +133,7 @@ def rewritten_rerun(workspace, rerun):
     config = _config(workspace, epochs=TRAINED_EPOCHS)
     _rewrite_identically(config.paths.resolve("preprocessed"))
     outcome = run_and_report(config)
-    return latest_run_executions(config.paths.metadata_path, config.pipeline.name), outcome
+    return run_executions(config.paths.metadata_path, config.pipeline.name), outcome
 
 
 def _store(config):
@@ -345,7 +345,7 @@ def test_changed_data_retrains(tmp_path):
     (shard,) = sorted(train.glob("*.tfrecord"))
     write_examples(train / "extra.tfrecord", {"A": synthetic_images(1, E2E_SIZE, "A", 99)})
     run(config)
-    states = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    states = run_executions(config.paths.metadata_path, config.pipeline.name)
     assert states["ImportExampleGen"] == "COMPLETE" and states["Trainer"] == "COMPLETE"
     assert shard.exists()
 
@@ -510,7 +510,7 @@ def test_translate_a_folder_with_the_pushed_model(registry_project, rerun, tmp_p
 def test_explain_gate_after_the_last_run(registry_project, rerun, trained_run, capsys):
     config = rerun[0]
     summary = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
-    report = gate_report(latest_run_artifacts(config.paths.metadata_path, config.pipeline.name))
+    report = gate_report(run_artifacts(config.paths.metadata_path, config.pipeline.name))
     rows = {(check.metric, check.check): check for check in report.checks}
     for direction in ("a2b", "b2a"):
         for metric in ("fid", "mae"):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import synthetic_images, tiny_config, write_examples
 
 from cyclegan_tfx.config import OptimizerConfig
-from cyclegan_tfx.mlmd import latest_run_executions
+from cyclegan_tfx.mlmd import run_executions
 from pipeline.local_runner import run
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_nan_in_training_stops_the_pipeline_and_nothing_is_pushed(tmp_path):
     with pytest.raises(Exception, match=r"training diverged: the loss of \w+ is (nan|inf)"):
         run(config)
 
-    states = latest_run_executions(config.paths.metadata_path, config.pipeline.name)
+    states = run_executions(config.paths.metadata_path, config.pipeline.name)
     assert states["Trainer"] == "FAILED"
     assert "Evaluator" not in states and "Pusher" not in states
     # The serving folder exists (a DVC output of the stage), but no version was pushed.

@@ -74,7 +74,7 @@ def evaluation_gate(evaluation_uri: str) -> tuple[list[GateCheck], bool | None]:
 
 @dataclasses.dataclass(frozen=True)
 class GateReport:
-    """Why the newest run's model was (not) blessed: every check and the decision.
+    """Why a run's model was (not) blessed: every check and the decision.
 
     Attributes:
         blessed: The Evaluator's decision (the ModelBlessing).
@@ -87,6 +87,7 @@ class GateReport:
             images with ground truth ("paired"; None without).
         checks: Every check (see :func:`gate_checks`).
         validation_ok: TFMA's overall verdict, None without a validation result.
+        pipeline_run_id: The pipeline run the report describes (ML Metadata), if known.
     """
 
     blessed: bool
@@ -98,10 +99,12 @@ class GateReport:
     num_test: dict[str, dict[str, float | None]]
     checks: list[GateCheck]
     validation_ok: bool | None
+    pipeline_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The whole report, JSON-serialisable (`explain-gate --json`, reports/gate.json)."""
         return {
+            "pipeline_run_id": self.pipeline_run_id,
             "blessed": self.blessed,
             "pushed_version": self.pushed_version,
             "backbone": self.backbone,
@@ -129,8 +132,14 @@ class GateReport:
         return result
 
 
-def gate_report(artifacts: dict[str, list[metadata_store_pb2.Artifact]]) -> GateReport:
+def gate_report(
+    artifacts: dict[str, list[metadata_store_pb2.Artifact]], pipeline_run_id: str | None = None
+) -> GateReport:
     """Builds the :class:`GateReport` of a run from its output artifacts, by type name.
+
+    Args:
+        artifacts: The run's output artifacts (:func:`cyclegan_tfx.mlmd.run_artifacts`).
+        pipeline_run_id: The run's id, recorded in the report.
 
     Raises:
         MixedBackbonesError: If the evaluation's FIDs come from different backbones.
@@ -164,6 +173,7 @@ def gate_report(artifacts: dict[str, list[metadata_store_pb2.Artifact]]) -> Gate
             }
             for direction in DIRECTIONS
         },
+        pipeline_run_id=pipeline_run_id,
         checks=checks,
         validation_ok=validation_ok,
     )

@@ -23,7 +23,7 @@ from cyclegan_tfx.config import Config
 from cyclegan_tfx.evaluation.gate import summary_values
 from cyclegan_tfx.evaluation.gate_report import evaluation_gate, evaluation_metrics
 from cyclegan_tfx.evaluation.metric_keys import KEYS
-from cyclegan_tfx.mlmd import latest_run_artifacts, open_store
+from cyclegan_tfx.mlmd import open_store, run_artifacts
 from cyclegan_tfx.model.model_info import read_model_info
 from cyclegan_tfx.registry import lineage, provenance
 from cyclegan_tfx.registry.store import ModelRegistry, utc_from_epoch, utc_now
@@ -130,25 +130,26 @@ def _entry(
     return entry
 
 
-def record_push(config: Config) -> RecordedPush | None:
-    """Registers the version the newest pipeline run pushed, if it pushed one.
+def record_push(config: Config, run_id: str | None = None) -> RecordedPush | None:
+    """Registers the version a pipeline run pushed, if it pushed one.
 
     A version that is already registered (a re-run whose Pusher was a cache hit, or whose
     blessed model the Pusher found already pushed) is left as it is.
 
     Args:
         config: The configuration of the run.
+        run_id: The pipeline run id; default: the newest run in ML Metadata.
 
     Returns:
-        The pushed serving version, or None when the newest run pushed nothing.
+        The pushed serving version, or None when the run pushed nothing.
     """
     metadata_path = config.paths.metadata_path
-    artifacts = latest_run_artifacts(metadata_path, config.pipeline.name)
+    artifacts = run_artifacts(metadata_path, config.pipeline.name, run_id)
     pushed = [
         a for a in artifacts.get("PushedModel", []) if a.custom_properties["pushed"].int_value == 1
     ]
     if not pushed:
-        logger.info("the newest run pushed no model; registry unchanged")
+        logger.info("the run pushed no model; registry unchanged")
         return None
     newest = max(pushed, key=lambda a: a.id)
     version = newest.custom_properties["pushed_version"].string_value
