@@ -17,8 +17,9 @@ import pytest
 import yaml
 from conftest import FAKE_VERSIONS, REPO_ROOT, make_fake_versions, tiny_config
 
+from cyclegan_tfx.config import load_config
 from cyclegan_tfx.registry import cli as models
-from cyclegan_tfx.registry import provenance
+from cyclegan_tfx.registry import provenance, record
 from cyclegan_tfx.registry.store import (
     ModelRegistry,
     RegistryError,
@@ -251,6 +252,29 @@ def test_git_state_records_commit_and_dirtiness(git_project, tmp_path_factory):
     (git_project / "params.yaml").write_text("seed: 1\n")
     assert provenance.git_state(git_project)["dirty"] is True
     assert provenance.git_state(tmp_path_factory.mktemp("not_a_repo")) is None
+
+
+def test_what_the_run_writes_is_not_dirt(git_project):
+    """On a fresh clone the first `make run` rewrites dvc.lock, metrics/, plots/ ... before it
+    records its push: that version was still built from the commit."""
+    config = load_config(git_project / "params.yaml")
+    outputs = record.run_outputs(config)
+    for path in ("dvc.lock", "study/dvc.lock", "metrics/evaluation.json", "plots/fid.json"):
+        (git_project / path).parent.mkdir(parents=True, exist_ok=True)
+        (git_project / path).write_text("{}\n")
+    _git(git_project, "add", ".")
+    _git(git_project, "commit", "--quiet", "-m", "outputs")
+    for path in ("dvc.lock", "study/dvc.lock", "metrics/evaluation.json", "plots/fid.json"):
+        (git_project / path).write_text('{"rewritten": true}\n')
+    (git_project / "dvclive").mkdir()
+    (git_project / "dvclive" / "metrics.json").write_text("{}\n")  # untracked, written too
+    assert provenance.git_state(git_project, outputs)["dirty"] is False
+    assert provenance.git_state(git_project)["dirty"] is True  # everything counts without them
+    (git_project / "module.py").write_text("x = 1\n")  # new code the run may depend on
+    assert provenance.git_state(git_project, outputs)["dirty"] is True
+    (git_project / "module.py").unlink()
+    (git_project / "params.yaml").write_text((git_project / "params.yaml").read_text() + "\n")
+    assert provenance.git_state(git_project, outputs)["dirty"] is True
 
 
 # Git tags ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,14 @@ def _git(root: Path, *args: str) -> str | None:
     return result.stdout if result is not None and result.returncode == 0 else None
 
 
-def git_state(project_root: str | Path) -> dict[str, Any] | None:
-    """The git commit of the project and whether the working tree had uncommitted changes.
+def git_state(project_root: str | Path, outputs: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The git commit of the project and whether the run's inputs had uncommitted changes.
+
+    Args:
+        project_root: The git working tree.
+        outputs: Paths (relative to `project_root`) the run itself writes, such as `dvc.lock`,
+            `metrics/` and `plots/`: changes there do not make the tree dirty, so a run on a
+            clean checkout is recorded as built from its commit.
 
     Returns:
         `{"commit": sha, "dirty": bool}`, or None outside a git repository (or without git).
@@ -75,7 +82,8 @@ def git_state(project_root: str | Path) -> dict[str, Any] | None:
     commit = _git(root, "rev-parse", "--verify", "HEAD")
     if commit is None:
         return None
-    status = _git(root, "status", "--porcelain")
+    excluded = [f":(exclude){path}" for path in outputs]
+    status = _git(root, "status", "--porcelain", "--", ".", *excluded)
     return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 import ml_metadata as mlmd
@@ -119,7 +120,7 @@ def _entry(
     if at_push:
         entry |= {
             "data": provenance.data_version(root),
-            "git": provenance.git_state(root),
+            "git": provenance.git_state(root, run_outputs(config)),
             "params_hash": provenance.params_hash(config),
             "optimizer_strategy": provenance.optimizer_strategy(config.train),
         }
@@ -128,6 +129,24 @@ def _entry(
         entry |= dict.fromkeys(AT_PUSH_ONLY)
         entry["backfilled_at"] = utc_now()
     return entry
+
+
+RUN_OUTPUT_PATHS = ("pipeline_root", "serving", "model", "metrics", "plots", "dvclive", "reports")
+"""The `paths` a pipeline run writes (with DVC's lock files): not inputs of the run."""
+
+
+def run_outputs(config: Config) -> list[str]:
+    """What a pipeline run writes, relative to the project: changes there are not dirt.
+
+    DVC's lock files are among them: `dvc repro` rewrites them as stages finish.
+    """
+    root = Path(config.paths.root).resolve()
+    outputs = ["dvc.lock", "**/dvc.lock"]
+    for name in RUN_OUTPUT_PATHS:
+        path = config.paths.resolve(name)
+        if path.is_relative_to(root):
+            outputs.append(path.relative_to(root).as_posix())
+    return outputs
 
 
 def record_push(config: Config, run_id: str | None = None) -> RecordedPush | None:
