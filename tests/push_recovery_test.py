@@ -1,0 +1,75 @@
+"""A run killed between the Pusher and the registry record is repaired by the next run.
+
+The first run is a real `cyclegan-tfx run` whose process is SIGKILLed right after the TFX
+pipeline returns (the Pusher has pushed), before the reports and the registry record: the
+version is served but unknown to the registry. The next, ordinary run is a cache hit all the
+way through the Pusher, and registers that version, once; nothing is pushed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, e2e_config, write_e2e_dataset
+
+from cyclegan_tfx.mlmd import run_executions
+from cyclegan_tfx.registry.record import model_registry
+
+pytestmark = pytest.mark.slow
+
+QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+KILLED_AFTER_PUSH = (
+    "import os, signal, sys\n"
+    "from pipeline import local_runner\n"
+    "real_run = local_runner.run\n"
+    "def run_then_die(config):\n"
+    "    real_run(config)\n"
+    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    "local_runner.run = run_then_die\n"
+    "local_runner.main(['--params', sys.argv[1]])\n"
+)
+
+
+def test_a_kill_between_push_and_record_is_repaired_by_the_next_run(tmp_path):
+    write_e2e_dataset(tmp_path)
+    config = e2e_config(tmp_path, epochs=40.0)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(config.to_dict()))
+    registry = model_registry(config)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_PUSH, str(params)],
+        cwd=REPO_ROOT,
+        env=QUIET,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    pushed = registry.versions()
+    assert len(pushed) == 1, "the killed run had pushed its model"
+    assert registry.entry(pushed[0]) is None, "and died before recording it"
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cyclegan_tfx.cli", "run", "--params", str(params)],
+        cwd=REPO_ROOT,
+        env=QUIET,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    states = run_executions(config.paths.metadata_path, config.pipeline.name)
+    assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "CACHED", states
+    assert registry.versions() == pushed  # nothing pushed twice
+    entry = registry.entry(pushed[0])
+    assert entry is not None and entry["pipeline_run"]  # registered, with its lineage
+    assert f"registered version {pushed[0]}" in rerun.stdout
+    registered = json.loads((config.serving_dir() / "registry.json").read_text())
+    assert list(registered["versions"]) == pushed  # once
