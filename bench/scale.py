@@ -425,15 +425,6 @@ def main() -> None:
             columns += [("feature cache", "cache", "s")]
             columns += [("seconds", "seconds", ".1f"), ("peak RSS (MiB)", "peak_rss_mb", ".0f")]
             _print_table("Evaluator metric (TFMA, FID/KID both ways)", rows, columns)
-            kid = args.kid_max_samples or 2000
-            rows = bench_combiner_memory(
-                [max(args.sizes) // 2, 3 * max(args.sizes) // 2], work, kid
-            )
-            figures["combiner_memory"] = rows
-            columns = [("test images", "test_images", "d"), ("feature cache", "cache", "s")]
-            columns += [("peak RSS (MiB)", "peak_rss_mb", ".0f")]
-            note = f"the metric's combiner alone (no TFMA), kid_max_samples {kid}"
-            _print_table("Evaluator metric's own memory", rows, columns, note)
         if "memory" not in args.skip:
             kid = args.kid_max_samples or 2000
             largest = max(args.sizes) // 2

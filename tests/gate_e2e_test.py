@@ -65,8 +65,9 @@ def _config(root: Path, **train):
     )
     evaluate = dataclasses.replace(shipped.evaluate, backbone=backbone, ground_truth="paired")
     seed = train.pop("seed", shipped.seed)
-    # bfloat16, as `make run` trains on CPUs with avx512_bf16 (params.yaml: auto). make run's
-    # bfloat16 weights were the same on two machines (7731f1ec372f495d, the second an AMD EPYC).
+    # bfloat16, as `make run` trains on CPUs with avx512_bf16 (params.yaml: auto). bfloat16
+    # weights repeat on one kind of CPU (two AMD EPYC machines gave the same), not across kinds
+    # (an Intel Xeon with AMX gives others): README "Why 120 epochs".
     train.setdefault("mixed_precision", True)
     config = shipped.replace(
         seed=seed,
