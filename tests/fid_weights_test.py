@@ -22,6 +22,7 @@ from cyclegan_tfx.evaluation.fid.backbone import (
     resolve_backbone_name,
 )
 from cyclegan_tfx.evaluation.fid.weights import TORCHSCRIPT, WeightsError, WeightsFile, WheelSpec
+from pipeline.run_lock import LOCK_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"weights " * 1000
@@ -152,4 +153,8 @@ def test_run_with_a_wrong_weights_file_stops_before_anything_runs(tmp_path):
     assert f"error: {cache / TORCHSCRIPT.filename}: truncated" in result.stderr
     assert TORCHSCRIPT.sha256 in result.stderr
     assert not (tmp_path / "metrics").exists()  # no evaluation written
-    assert not list((tmp_path / "pipeline_root").rglob("*"))  # nothing ran: no ML Metadata
+    # Nothing ran: no ML Metadata, no artifacts; only the run lock the run took first (an empty
+    # file once released, kept so that flock always locks the same inode).
+    written = list((tmp_path / "pipeline_root").rglob("*"))
+    assert [path.name for path in written] == [LOCK_FILE]
+    assert (tmp_path / "pipeline_root" / LOCK_FILE).read_text() == ""

@@ -47,7 +47,7 @@ from tfx.orchestration import metadata
 from cyclegan_tfx import translate
 from cyclegan_tfx.config import DIRECTIONS
 from cyclegan_tfx.evaluation.gate_report import gate_report
-from cyclegan_tfx.mlmd import run_artifacts, run_executions
+from cyclegan_tfx.mlmd import find_run, open_store, run_artifacts, run_executions
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from cyclegan_tfx.registry import cli as models
 from pipeline.explain_gate import explain
@@ -510,7 +510,9 @@ def test_translate_a_folder_with_the_pushed_model(registry_project, rerun, tmp_p
 def test_explain_gate_after_the_last_run(registry_project, rerun, trained_run, capsys):
     config = rerun[0]
     summary = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
-    report = gate_report(run_artifacts(config.paths.metadata_path, config.pipeline.name))
+    run = find_run(open_store(config.paths.metadata_path), config.pipeline.name)  # the newest
+    report = gate_report(run_artifacts(config.paths.metadata_path, config.pipeline.name), run.name)
+    assert summary["pipeline_run_id"] == run.name
     rows = {(check.metric, check.check): check for check in report.checks}
     for direction in ("a2b", "b2a"):
         for metric in ("fid", "mae"):
