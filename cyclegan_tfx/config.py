@@ -74,6 +74,10 @@ class Paths:
         return self.resolve("pipeline_root") / "metadata.sqlite"
 
 
+RUN_OUTPUT_PATHS = ("pipeline_root", "serving", "model", "metrics", "plots", "dvclive", "reports")
+"""The `paths` entries a pipeline run writes: its outputs, never its inputs."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
     """Beam preprocessing: decoding, validation, resizing, sharding."""

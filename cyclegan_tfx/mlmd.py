@@ -59,6 +59,11 @@ def find_run(
     return max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
 
 
+def run_name(metadata_path: Path, pipeline_name: str, run_id: str | None = None) -> str:
+    """The id of run `run_id` once checked to exist, or of the newest run (:func:`find_run`)."""
+    return find_run(open_store(metadata_path), pipeline_name, run_id).name
+
+
 def run_executions(
     metadata_path: Path, pipeline_name: str, run_id: str | None = None
 ) -> dict[str, str]:

@@ -21,7 +21,7 @@ from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
 from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
 from cyclegan_tfx.evaluation.gate import MixedBackbonesError, format_gate_table
 from cyclegan_tfx.evaluation.gate_report import GateReport, gate_report
-from cyclegan_tfx.mlmd import MetadataError, find_run, open_store, run_artifacts
+from cyclegan_tfx.mlmd import MetadataError, run_artifacts, run_name
 
 
 def explain(report: GateReport) -> str:
@@ -89,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         config = load_config(args.params)
-        run = find_run(open_store(config.paths.metadata_path), config.pipeline.name, args.run_id)
-        artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run.name)
-        report = gate_report(artifacts, run.name)
+        run_id = run_name(config.paths.metadata_path, config.pipeline.name, args.run_id)
+        artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run_id)
+        report = gate_report(artifacts, run_id)
     except (ConfigError, MetadataError, MixedBackbonesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if report.evaluation_uri is None:
         print(
-            f"error: pipeline run {run.name} has no evaluation (did the Evaluator fail?); see "
+            f"error: pipeline run {run_id} has no evaluation (did the Evaluator fail?); see "
             "the pipeline's log",
             file=sys.stderr,
         )

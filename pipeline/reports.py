@@ -34,7 +34,7 @@ from cyclegan_tfx.evaluation.metric_keys import metric_key
 from cyclegan_tfx.evaluation.quality import SOURCE_DOMAIN
 from cyclegan_tfx.evaluation.scorer import read_test_split
 from cyclegan_tfx.image_grid import image_grid, png_bytes
-from cyclegan_tfx.mlmd import find_run, newest_artifact, open_store, run_artifacts
+from cyclegan_tfx.mlmd import newest_artifact, run_artifacts, run_name
 from cyclegan_tfx.model.export import SIGNATURE_FOR_DIRECTION
 from cyclegan_tfx.model.train import LIVE_DIR, SAMPLES_FILE
 
@@ -124,8 +124,8 @@ def write_reports(config: Config, run_id: str | None = None) -> tuple[dict[str, 
     Returns:
         The evaluation summary (metrics/evaluation.json) and the gate report it came from.
     """
-    run = find_run(open_store(config.paths.metadata_path), config.pipeline.name, run_id)
-    artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run.name)
+    run_id = run_name(config.paths.metadata_path, config.pipeline.name, run_id)
+    artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run_id)
     metrics_dir = config.paths.resolve("metrics")
     plots_dir = config.paths.resolve("plots")
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -138,9 +138,9 @@ def write_reports(config: Config, run_id: str | None = None) -> tuple[dict[str, 
 
     metrics = evaluation_metrics(evaluation.uri) if evaluation else {}
     baseline = metrics.get("baseline")
-    report = gate_report(artifacts, run.name)
+    report = gate_report(artifacts, run_id)
     summary: dict[str, Any] = {
-        "pipeline_run_id": run.name,
+        "pipeline_run_id": run_id,
         "blessed": report.blessed,
         "pushed_version": report.pushed_version,
         "backbone": report.backbone,

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from cyclegan_tfx.config import RUN_OUTPUT_PATHS
+
 LOCK_FILE = "run.lock"
 
 
@@ -67,8 +69,8 @@ def hold_pipeline_root(pipeline_root: Path) -> Iterator[None]:
                 f"the pipeline root {pipeline_root} is in use by another run "
                 f"({_holder_text(path)}). Wait for it to finish, or run in parallel in a "
                 "separate workspace: `dvc exp run --temp` or `--queue` (a copy of the "
-                "repository), or a params file whose `paths` (pipeline_root, serving, model, "
-                "metrics, plots, dvclive, reports) point elsewhere."
+                f"repository), or a params file whose `paths` ({', '.join(RUN_OUTPUT_PATHS)}) "
+                "point elsewhere."
             ) from None
         holder = {
             "pid": os.getpid(),

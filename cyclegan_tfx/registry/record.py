@@ -20,7 +20,7 @@ from typing import Any
 
 import ml_metadata as mlmd
 
-from cyclegan_tfx.config import Config
+from cyclegan_tfx.config import RUN_OUTPUT_PATHS, Config
 from cyclegan_tfx.evaluation.gate import summary_values
 from cyclegan_tfx.evaluation.gate_report import evaluation_gate, evaluation_metrics
 from cyclegan_tfx.evaluation.metric_keys import KEYS
@@ -129,10 +129,6 @@ def _entry(
         entry |= dict.fromkeys(AT_PUSH_ONLY)
         entry["backfilled_at"] = utc_now()
     return entry
-
-
-RUN_OUTPUT_PATHS = ("pipeline_root", "serving", "model", "metrics", "plots", "dvclive", "reports")
-"""The `paths` a pipeline run writes (with DVC's lock files): not inputs of the run."""
 
 
 def run_outputs(config: Config) -> list[str]:
