@@ -4,8 +4,7 @@ over training."""
 import json
 
 import pytest
-import yaml
-from conftest import e2e_config, synthetic_images, write_e2e_dataset, write_examples
+from conftest import e2e_config, synthetic_images, write_e2e_dataset, write_examples, write_params
 
 from cyclegan_tfx.experiments import agreement
 
@@ -59,8 +58,7 @@ def test_agreement_table_pools_both_directions():
 def test_the_command_measures_a_real_run(tmp_path, capsys):
     write_e2e_dataset(tmp_path)
     config = e2e_config(tmp_path, epochs=2.0)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(config.to_dict()))
+    params = write_params(config, tmp_path / "params.yaml")
     assert agreement.main(["--params", str(params), "--eval-every", "1"]) == 0
     result = json.loads((tmp_path / "reports" / agreement.REPORT_JSON).read_text())
     assert result["checkpoints"] == 3  # after the first step, then every epoch
@@ -76,8 +74,7 @@ def test_the_command_measures_a_real_run(tmp_path, capsys):
 
 def test_missing_or_unpaired_data_is_a_clear_error(tmp_path, capsys):
     config = e2e_config(tmp_path, epochs=1.0)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(config.to_dict()))
+    params = write_params(config, tmp_path / "params.yaml")
     assert agreement.main(["--params", str(params)]) == 2
     assert "no TFRecords" in capsys.readouterr().err
     preprocessed = tmp_path / "build" / "preprocessed"

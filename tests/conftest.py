@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from cyclegan_tfx.config import Config, load_config
 from cyclegan_tfx.data.preprocess.beam_pipeline import ImageRecord, to_example
@@ -17,6 +19,23 @@ from cyclegan_tfx.evaluation.fid.weights import TORCHSCRIPT
 from cyclegan_tfx.image_grid import png_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "cyclegan_tfx.cli"]
+"""`cyclegan-tfx`, as dvc.yaml's stages run it (the code of this checkout)."""
+QUIET_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+"""The environment dvc.yaml's stages run the CLI with."""
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs `cyclegan-tfx ARGS` as a user's `dvc repro` would, capturing its output."""
+    return subprocess.run(
+        [*CLI, *args], cwd=REPO_ROOT, env=QUIET_ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def write_params(config: Config, path: Path) -> Path:
+    """Writes `config` as a params file at `path` (relative paths resolve against its folder)."""
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    return path
 
 
 def tiny_config(root: Path, **train_overrides) -> Config:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import REPO_ROOT, installed_fid_weights
+from conftest import REPO_ROOT, installed_fid_weights, write_params
 from gate_models import colour_transfer_generator, constant_generator, identity_generator
 
 from cyclegan_tfx.config import load_config
@@ -241,8 +240,7 @@ def test_a_clearly_worse_candidate_is_not_blessed(worse, trained):
 
 def test_explain_gate_names_the_failed_checks(worse, trained, capsys):
     config = trained[0]
-    params = Path(config.paths.root) / "params.yaml"  # paths resolve against its folder
-    params.write_text(yaml.safe_dump(config.to_dict()))
+    params = write_params(config, Path(config.paths.root) / "params.yaml")
     assert explain_gate_main(["--params", str(params)]) == 0
     text = capsys.readouterr().out
     decision = text.strip().splitlines()[-1]

@@ -38,6 +38,7 @@ from conftest import (
     synthetic_images,
     write_e2e_dataset,
     write_examples,
+    write_params,
 )
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
@@ -47,7 +48,7 @@ from tfx.orchestration import metadata
 from cyclegan_tfx import translate
 from cyclegan_tfx.config import DIRECTIONS
 from cyclegan_tfx.evaluation.gate_report import gate_report
-from cyclegan_tfx.mlmd import find_run, open_store, run_artifacts, run_executions
+from cyclegan_tfx.mlmd import run_artifacts, run_executions, run_name
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from cyclegan_tfx.registry import cli as models
 from pipeline.explain_gate import explain
@@ -510,9 +511,9 @@ def test_translate_a_folder_with_the_pushed_model(registry_project, rerun, tmp_p
 def test_explain_gate_after_the_last_run(registry_project, rerun, trained_run, capsys):
     config = rerun[0]
     summary = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
-    run = find_run(open_store(config.paths.metadata_path), config.pipeline.name)  # the newest
-    report = gate_report(run_artifacts(config.paths.metadata_path, config.pipeline.name), run.name)
-    assert summary["pipeline_run_id"] == run.name
+    run_id = run_name(config.paths.metadata_path, config.pipeline.name)  # the newest
+    report = gate_report(run_artifacts(config.paths.metadata_path, config.pipeline.name), run_id)
+    assert summary["pipeline_run_id"] == run_id
     rows = {(check.metric, check.check): check for check in report.checks}
     for direction in ("a2b", "b2a"):
         for metric in ("fid", "mae"):
@@ -540,8 +541,7 @@ def test_explain_gate_after_the_last_run(registry_project, rerun, trained_run, c
     assert "metric" in text and "threshold" in text
     assert text.splitlines()[-1].startswith("decision: BLESSED")
     # The CLI (make explain-gate) reads the same run through a params file.
-    params = Path(config.paths.root) / "explain_gate_params.yaml"
-    params.write_text(yaml.safe_dump(config.to_dict()))
+    params = write_params(config, Path(config.paths.root) / "explain_gate_params.yaml")
     capsys.readouterr()
     assert explain_gate_main(["--params", str(params)]) == 0
     assert capsys.readouterr().out.strip() == text

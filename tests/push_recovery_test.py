@@ -9,21 +9,18 @@ way through the Pusher, and registers that version, once; nothing is pushed twic
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
-import yaml
-from conftest import REPO_ROOT, e2e_config, write_e2e_dataset
+from conftest import QUIET_ENV, REPO_ROOT, e2e_config, run_cli, write_e2e_dataset, write_params
 
 from cyclegan_tfx.mlmd import run_executions
 from cyclegan_tfx.registry.record import model_registry
 
 pytestmark = pytest.mark.slow
 
-QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 KILLED_AFTER_PUSH = (
     "import os, signal, sys\n"
     "from pipeline import local_runner\n"
@@ -39,14 +36,13 @@ KILLED_AFTER_PUSH = (
 def test_a_kill_between_push_and_record_is_repaired_by_the_next_run(tmp_path):
     write_e2e_dataset(tmp_path)
     config = e2e_config(tmp_path, epochs=40.0)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(config.to_dict()))
+    params = write_params(config, tmp_path / "params.yaml")
     registry = model_registry(config)
 
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_AFTER_PUSH, str(params)],
         cwd=REPO_ROOT,
-        env=QUIET,
+        env=QUIET_ENV,
         capture_output=True,
         text=True,
         timeout=900,
@@ -56,14 +52,7 @@ def test_a_kill_between_push_and_record_is_repaired_by_the_next_run(tmp_path):
     assert len(pushed) == 1, "the killed run had pushed its model"
     assert registry.entry(pushed[0]) is None, "and died before recording it"
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "cyclegan_tfx.cli", "run", "--params", str(params)],
-        cwd=REPO_ROOT,
-        env=QUIET,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    rerun = run_cli("run", "--params", str(params))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     states = run_executions(config.paths.metadata_path, config.pipeline.name)
     assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "CACHED", states

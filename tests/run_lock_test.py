@@ -12,11 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
-from conftest import REPO_ROOT, e2e_config, write_e2e_dataset
+from conftest import CLI, QUIET_ENV, REPO_ROOT, e2e_config, run_cli, write_e2e_dataset, write_params
 
 from cyclegan_tfx.mlmd import find_run, open_store, run_executions
 from pipeline.run_lock import LOCK_FILE, PipelineRootBusyError, hold_pipeline_root
@@ -26,9 +24,6 @@ HOLDER = (
     "with hold_pipeline_root(Path(sys.argv[1])):\n"
     "    print('held', flush=True); time.sleep(120)\n"
 )
-
-
-QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # as dvc.yaml runs `cyclegan_tfx.cli run`
 
 
 @pytest.fixture
@@ -71,24 +66,12 @@ def test_the_lock_goes_with_its_holder_even_when_killed(holder):
     assert (root / LOCK_FILE).read_text() == ""  # released: no holder named
 
 
-def _params(config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(config.to_dict()))
-    return path
-
-
 def test_the_cli_refuses_at_once_with_a_clear_message(holder, tmp_path):
     process, root = holder
     config = e2e_config(tmp_path, epochs=0.0)
     config = config.replace(paths=dataclasses.replace(config.paths, pipeline_root=str(root)))
-    params = _params(config, tmp_path / "params.yaml")
-    refused = subprocess.run(
-        [sys.executable, "-m", "cyclegan_tfx.cli", "run", "--params", str(params)],
-        cwd=REPO_ROOT,
-        env=QUIET,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    params = write_params(config, tmp_path / "params.yaml")
+    refused = run_cli("run", "--params", str(params), timeout=300)
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
     # The user's command, as dvc.yaml runs it: one line, what and why.
@@ -101,13 +84,13 @@ def test_the_cli_refuses_at_once_with_a_clear_message(holder, tmp_path):
 def test_two_runs_started_together_one_runs_and_reports_itself(tmp_path):
     write_e2e_dataset(tmp_path)
     config = e2e_config(tmp_path, epochs=1.0)
-    params = _params(config, tmp_path / "params.yaml")
-    command = [sys.executable, "-m", "cyclegan_tfx.cli", "run", "--params", str(params)]
+    params = write_params(config, tmp_path / "params.yaml")
+    command = [*CLI, "run", "--params", str(params)]
     runs = [
         subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env=QUIET,
+            env=QUIET_ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -133,13 +116,5 @@ def test_two_runs_started_together_one_runs_and_reports_itself(tmp_path):
     summary = json.loads((config.paths.resolve("metrics") / "evaluation.json").read_text())
     gate = json.loads((config.paths.resolve("reports") / "gate.json").read_text())
     assert summary["pipeline_run_id"] == gate["pipeline_run_id"] == run.name
-    assert (
-        f"Gate of pipeline run {run.name}"
-        in subprocess.run(
-            [sys.executable, "-m", "pipeline.explain_gate", "--params", str(params)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    explained = run_cli("explain-gate", "--params", str(params))
+    assert explained.returncode == 0 and f"Gate of pipeline run {run.name}" in explained.stdout
