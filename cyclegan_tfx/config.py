@@ -501,9 +501,15 @@ class Config:
         """Returns a JSON-serialisable dict that :func:`config_from_dict` turns back."""
         return _to_plain(dataclasses.asdict(self))
 
-    def serving_dir(self) -> Path:
-        """The Pusher's destination and the model registry: `<paths.serving>/<pipeline.name>/`."""
-        return self.paths.resolve("serving") / self.pipeline.name
+    def serving_dir(self) -> str:
+        """The Pusher's destination and the model registry: `<paths.serving>/<pipeline.name>`.
+
+        `paths.serving` may be a TensorFlow filesystem URI (`gs://...`, `ram://...`), kept as
+        it is; a local path is made absolute.
+        """
+        if "://" in self.paths.serving:
+            return f"{self.paths.serving.rstrip('/')}/{self.pipeline.name}"
+        return str(self.paths.resolve("serving") / self.pipeline.name)
 
     def replace(self, **sections: Any) -> Config:
         """Returns a copy with whole sections replaced (e.g. `train=...`)."""

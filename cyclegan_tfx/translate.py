@@ -4,7 +4,9 @@ Usage:
     python -m cyclegan_tfx.translate --model MODEL_DIR --direction {a2b,b2a}
         [--mode {resize,tile}] [--batch-size 16] IN_DIR OUT_DIR
 
-MODEL_DIR is a pushed version, e.g. serving/cyclegan/production or serving/cyclegan/<version>.
+MODEL_DIR is a pushed version, e.g. serving/cyclegan/<version>, or a stage of the registry:
+serving/cyclegan/production (looked up in serving/cyclegan/registry.json). It may be on any
+filesystem TensorFlow reads (gs://...).
 
 The model is loaded with `tf.saved_model.load` and called through its `translate_a2b` /
 `translate_b2a` signature, exactly what TF Serving serves: uint8 `[N, S, S, 3]` in and out, with
@@ -41,6 +43,8 @@ import numpy as np
 from PIL import Image
 
 from cyclegan_tfx.data.preprocess.images import ImageRejected, decode_to_rgb
+from cyclegan_tfx.registry import files
+from cyclegan_tfx.registry.store import SAVED_MODEL_FILE, RegistryError, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +54,6 @@ MODES = ("resize", "tile")
 REJECTS_FILE = "translate_rejects.csv"
 UNREADABLE = "unreadable"
 WRITE_FAILED = "write_failed"
-SAVED_MODEL_FILE = "saved_model.pb"
 _JPEG_QUALITY = 95
 
 Translate = Callable[[np.ndarray], np.ndarray]
@@ -92,7 +95,8 @@ def load_translator(model_dir: str | Path, direction: str) -> Translator:
     """Loads the SavedModel in `model_dir` and returns its translation signature.
 
     Args:
-        model_dir: A pushed version folder, e.g. serving/cyclegan/production.
+        model_dir: A pushed version folder, or `<serving folder>/production` (resolved through
+            its registry.json).
         direction: `a2b` or `b2a`.
 
     Returns:
@@ -103,15 +107,18 @@ def load_translator(model_dir: str | Path, direction: str) -> Translator:
     """
     if direction not in SIGNATURES:
         raise TranslateError(f"unknown direction {direction!r}; use one of {sorted(SIGNATURES)}")
-    path = Path(model_dir)
-    if not (path / SAVED_MODEL_FILE).is_file():
+    try:
+        path = resolve_model_path(str(model_dir))
+    except RegistryError as error:
+        raise TranslateError(str(error)) from None
+    if not files.exists(files.join(path, SAVED_MODEL_FILE)):
         hint = ""
-        if path.is_dir() and any(p.name.isdigit() for p in path.iterdir()):
+        if files.isdir(path) and any(name.isdigit() for name in files.listdir(path)):
             hint = f" (it holds versions: pass {path}/production or {path}/<version>)"
         raise TranslateError(f"no SavedModel in {path}{hint}")
     import tensorflow as tf  # a slow import: only once the arguments are known to be valid
 
-    model = tf.saved_model.load(str(path))
+    model = tf.saved_model.load(path)
     name = SIGNATURES[direction]
     if name not in model.signatures:
         raise TranslateError(
@@ -327,7 +334,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Translate a folder of images with a pushed CycleGAN SavedModel.",
     )
     parser.add_argument(
-        "--model", required=True, help="a pushed version, e.g. serving/cyclegan/production"
+        "--model",
+        required=True,
+        help="a pushed version, or a stage resolved through the registry: "
+        "serving/cyclegan/production (also gs://...)",
     )
     parser.add_argument("--direction", required=True, choices=sorted(SIGNATURES))
     parser.add_argument(

@@ -15,12 +15,14 @@ from typing import Any
 
 from tfx import v1 as tfx
 from tfx.dsl.compiler import constants
+from tfx.dsl.io import fileio
 from tfx.orchestration.portable import runtime_parameter_utils, tfx_runner
 
 from cyclegan_tfx.cli import drop_unactionable_notices
 from cyclegan_tfx.config import Config, load_config
 from cyclegan_tfx.evaluation.fid.weights import WeightsError
 from cyclegan_tfx.evaluation.gate_report import GateReport
+from cyclegan_tfx.registry import files
 from cyclegan_tfx.registry.record import RecordedPush, record_push
 from cyclegan_tfx.registry.store import RegistryError
 from pipeline.experiment_copy import seed_from_workspace
@@ -40,7 +42,7 @@ def run(config: Config) -> str:
     Returns:
         The pipeline run id (the name of the run's `pipeline_run` context in ML Metadata).
     """
-    config.serving_dir().mkdir(parents=True, exist_ok=True)
+    fileio.makedirs(config.serving_dir())
     pipeline = create_pipeline(
         config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -87,7 +89,7 @@ def update_model_artifact(config: Config, push: RecordedPush | None) -> None:
         return
     temporary = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)
-    shutil.copytree(config.serving_dir() / push.version, temporary)
+    files.copy_folder(f"{config.serving_dir()}/{push.version}", str(temporary))
     shutil.rmtree(target, ignore_errors=True)
     temporary.rename(target)
 

@@ -1,6 +1,8 @@
 """Lineage of a pushed version through ML Metadata, on a small hand-built store (the shapes TFX
 1.16 writes: multi-key event paths in any order, cached executions re-outputting artifacts)."""
 
+from pathlib import Path
+
 import ml_metadata as mlmd
 import pytest
 from conftest import tiny_config
@@ -157,8 +159,8 @@ def test_backfill_fills_metrics_and_lineage_and_keeps_recorded_provenance(
     _, ids = store
     config = tiny_config(tmp_path)
     serving = ModelRegistry(config.paths.resolve("serving") / PIPELINE, PIPELINE)
-    (serving.model_dir / "123").mkdir(parents=True)
-    (serving.model_dir / "123" / "saved_model.pb").write_bytes(b"fake")
+    (Path(serving.model_dir) / "123").mkdir(parents=True)
+    (Path(serving.model_dir) / "123" / "saved_model.pb").write_bytes(b"fake")
     serving.record("123", {"metrics": {"fid_a2b": None}, "params_hash": "sha256:at-push"})
     metrics = {"candidate": {"fid_a2b": 12.5, "fid_b2a": 20.0, "kid_a2b": 0.01}, "baseline": {}}
     monkeypatch.setattr(registry, "evaluation_metrics", lambda uri: metrics)

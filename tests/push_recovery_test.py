@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import QUIET_ENV, REPO_ROOT, e2e_config, run_cli, write_e2e_dataset, write_params
@@ -60,5 +61,5 @@ def test_a_kill_between_push_and_record_is_repaired_by_the_next_run(tmp_path):
     entry = registry.entry(pushed[0])
     assert entry is not None and entry["pipeline_run"]  # registered, with its lineage
     assert f"registered version {pushed[0]}" in rerun.stdout
-    registered = json.loads((config.serving_dir() / "registry.json").read_text())
+    registered = json.loads((Path(config.serving_dir()) / "registry.json").read_text())
     assert list(registered["versions"]) == pushed  # once

@@ -5,6 +5,7 @@ Fast: fake version folders in temp dirs, no training. The end-to-end lane
 (pipeline_e2e_test.py) runs the same commands on models pushed by real pipeline runs.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,12 +20,12 @@ from conftest import FAKE_VERSIONS, REPO_ROOT, make_fake_versions, tiny_config
 
 from cyclegan_tfx.config import load_config
 from cyclegan_tfx.registry import cli as models
-from cyclegan_tfx.registry import provenance, record
+from cyclegan_tfx.registry import files, provenance, record
 from cyclegan_tfx.registry.store import (
+    ConcurrentWriteError,
     ModelRegistry,
     RegistryError,
-    atomic_symlink,
-    atomic_write_text,
+    resolve_model_path,
     stage_stack,
 )
 from cyclegan_tfx.registry.tags import GtoTagger, TagError
@@ -50,14 +51,20 @@ def _cli(project, *args):
     return models.main([*args[:1], "--params", str(project / "params.yaml"), *args[1:]])
 
 
-def _link(registry):
-    link = registry.stage_link()
-    return os.readlink(link) if link.is_symlink() else None
+def _production(registry):
+    """The production version as registry.json and models.config say (they must agree)."""
+    base = Path(registry.model_dir)
+    assert not (base / "production").is_symlink()  # no symlinks: object stores have none
+    version = registry.stage_version()
+    config = base / "models.config"
+    if version is not None:
+        assert f'key: "production"\n      value: {version}' in config.read_text()
+    return version
 
 
 def test_versions_are_numeric_folders_only(registry):
-    (registry.model_dir / "notes").mkdir()
-    (registry.model_dir / "12.tmp").mkdir()
+    (Path(registry.model_dir) / "notes").mkdir()
+    (Path(registry.model_dir) / "12.tmp").mkdir()
     assert registry.versions() == list(VERSIONS)
 
 
@@ -69,22 +76,21 @@ def test_record_assigns_registry_versions_in_push_order_and_is_idempotent(regist
     assert again["semver"] == "v0.0.1"
     assert again["registered_at"] == first["registered_at"]
     assert set(registry.read()["versions"]) == {VERSIONS[0], VERSIONS[1]}
-    assert not [p for p in registry.model_dir.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in Path(registry.model_dir).iterdir() if p.name.endswith(".tmp")]
 
 
 def test_promote_points_production_at_the_version_atomically(registry):
     change = registry.promote(VERSIONS[0])
     assert (change.action, change.version, change.previous) == ("promote", VERSIONS[0], None)
-    assert _link(registry) == VERSIONS[0]  # relative: works wherever serving/ is mounted
-    assert (registry.stage_link() / "saved_model.pb").read_bytes() == b"fake"
+    assert _production(registry) == VERSIONS[0]
+    production = resolve_model_path(f"{registry.model_dir}/production")
+    assert (Path(production) / "saved_model.pb").read_bytes() == b"fake"
     registry.promote(VERSIONS[1])
-    assert _link(registry) == VERSIONS[1]
-    assert registry.stage_version() == VERSIONS[1]
-    config = registry.models_config_path.read_text()
+    assert _production(registry) == VERSIONS[1]
+    config = Path(registry.models_config_path).read_text()
     assert f"versions: {VERSIONS[0]}" in config and f"versions: {VERSIONS[1]}" in config
-    assert f'key: "production"\n      value: {VERSIONS[1]}' in config
-    assert f'base_path: "{registry.model_dir.resolve()}"' in config
-    leftovers = [p.name for p in registry.model_dir.iterdir() if p.name.endswith(".tmp")]
+    assert f'base_path: "{Path(registry.model_dir).resolve()}"' in config
+    leftovers = [p.name for p in Path(registry.model_dir).iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
 
 
@@ -102,9 +108,9 @@ def test_rollback_returns_to_the_previously_promoted_version(registry):
     registry.promote(VERSIONS[1])
     change = registry.rollback()
     assert (change.version, change.previous) == (VERSIONS[2], VERSIONS[1])
-    assert _link(registry) == VERSIONS[2]
+    assert _production(registry) == VERSIONS[2]
     assert registry.rollback().version == VERSIONS[0]
-    assert _link(registry) == VERSIONS[0]
+    assert _production(registry) == VERSIONS[0]
     with pytest.raises(RegistryError, match=f"nothing to roll back to.*only {VERSIONS[0]}"):
         registry.rollback()
     actions = [(e["action"], e["version"]) for e in registry.read()["events"]]
@@ -143,25 +149,26 @@ def test_versions_resolve_by_number_semver_or_stage(registry):
 
 def test_unknown_version_is_an_error_that_lists_the_known_ones(registry):
     registry.promote(VERSIONS[0])
-    before = registry.registry_path.read_bytes()
+    before = Path(registry.registry_path).read_bytes()
     with pytest.raises(RegistryError, match=r"unknown version '42'.*1700000100, 1700000200"):
         registry.promote("42")
     with pytest.raises(RegistryError, match=r"unknown version 'v9\.9\.9'"):
         registry.resolve("v9.9.9")
-    assert registry.registry_path.read_bytes() == before
-    assert _link(registry) == VERSIONS[0]
+    assert Path(registry.registry_path).read_bytes() == before
+    assert _production(registry) == VERSIONS[0]
 
 
 def test_a_version_without_saved_model_cannot_be_promoted(registry):
-    (registry.model_dir / VERSIONS[2] / "saved_model.pb").unlink()
+    (Path(registry.model_dir) / VERSIONS[2] / "saved_model.pb").unlink()
     with pytest.raises(RegistryError, match="has no SavedModel"):
         registry.promote(VERSIONS[2])
-    assert not registry.stage_link().is_symlink()
+    assert _production(registry) is None
+    assert not Path(registry.models_config_path).exists()
 
 
 def test_a_failed_pointer_update_leaves_the_registry_unchanged(registry, monkeypatch):
     registry.promote(VERSIONS[0])
-    before = registry.registry_path.read_bytes()
+    before = Path(registry.registry_path).read_bytes()
 
     def failing_replace(source, target):
         raise OSError("disk full")
@@ -170,26 +177,56 @@ def test_a_failed_pointer_update_leaves_the_registry_unchanged(registry, monkeyp
     with pytest.raises(OSError, match="disk full"):
         registry.promote(VERSIONS[1])
     monkeypatch.undo()
-    assert registry.registry_path.read_bytes() == before
-    assert _link(registry) == VERSIONS[0]
+    assert Path(registry.registry_path).read_bytes() == before
+    assert _production(registry) == VERSIONS[0]
 
 
-def test_atomic_symlink_refuses_to_replace_a_real_folder(tmp_path):
-    (tmp_path / "production").mkdir()
-    with pytest.raises(RegistryError, match="is not a symlink"):
-        atomic_symlink(tmp_path / "production", "1")
+def test_the_symlink_older_registries_kept_is_removed(registry):
+    registry.promote(VERSIONS[0])
+    os.symlink(VERSIONS[0], Path(registry.model_dir) / "production")
+    registry.promote(VERSIONS[1])  # a stale pointer would disagree with registry.json
+    assert _production(registry) == VERSIONS[1]
 
 
-def test_atomic_write_replaces_the_whole_file(tmp_path):
+def test_replace_text_replaces_the_whole_file(tmp_path):
     path = tmp_path / "registry.json"
-    atomic_write_text(path, "old")
-    atomic_write_text(path, "new")
+    files.replace_text(str(path), "old")
+    files.replace_text(str(path), "new")
     assert path.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["registry.json"]
 
 
+def test_a_concurrent_writer_is_detected_and_nothing_is_written(registry, monkeypatch):
+    """Where nothing can lock (object stores), a save after this command's read is refused."""
+    registry.promote(VERSIONS[0])
+    other = ModelRegistry(registry.model_dir, "cyclegan")
+
+    def other_writer_saves_meanwhile(entry, stage, action):  # runs while the promotion does
+        other.record(VERSIONS[2], {"by": "the other writer"})
+        return []
+
+    monkeypatch.setattr(files, "exclusive", lambda path: contextlib.nullcontext())
+    with pytest.raises(ConcurrentWriteError, match=r"changed while this command ran.*run it"):
+        registry.promote(VERSIONS[1], tagger=other_writer_saves_meanwhile)
+    assert registry.stage_version() == VERSIONS[0]  # the promotion was not written
+    assert registry.entry(VERSIONS[2])["by"] == "the other writer"  # nor the other one lost
+    assert _production(registry) == VERSIONS[0]  # models.config not rewritten either
+
+
+def test_stage_paths_resolve_through_the_registry(registry):
+    registry.record(VERSIONS[0], {})
+    with pytest.raises(RegistryError, match="no version is in production yet"):
+        resolve_model_path(f"{registry.model_dir}/production")
+    registry.promote(VERSIONS[2])
+    assert resolve_model_path(f"{registry.model_dir}/production/") == (
+        f"{registry.model_dir}/{VERSIONS[2]}"
+    )
+    version = f"{registry.model_dir}/{VERSIONS[1]}"
+    assert resolve_model_path(version) == version
+
+
 def test_corrupt_registry_is_a_clear_error(registry):
-    registry.registry_path.write_text("{not json")
+    Path(registry.registry_path).write_text("{not json")
     with pytest.raises(RegistryError, match=r"not valid JSON.*pushed models are not affected"):
         registry.read()
 
@@ -332,14 +369,14 @@ def test_gto_refuses_a_second_version_on_one_commit(git_project, capsys):
     assert _cli(git_project, "promote", VERSIONS[1], "--to", "production", "--tag") == 2
     err = capsys.readouterr().err
     assert "GTO refused" in err and "already registered in this commit" in err
-    assert os.readlink(git_project / "serving/cyclegan/production") == VERSIONS[0]
+    assert _production(ModelRegistry(git_project / "serving/cyclegan", "cyclegan")) == VERSIONS[0]
 
 
 def test_tag_outside_a_git_repository_is_an_error_and_changes_nothing(project, capsys):
     assert _cli(project, "promote", VERSIONS[0], "--to", "production", "--tag") == 2
     err = capsys.readouterr().err
     assert "not inside a git repository" in err and "Traceback" not in err
-    assert not (project / "serving/cyclegan/production").exists()
+    assert not (project / "serving/cyclegan/models.config").exists()
 
 
 def test_tagger_needs_a_commit(tmp_path):
@@ -361,11 +398,11 @@ def test_cli_list_promote_rollback_show(project, capsys):
     assert _cli(project, "promote", VERSIONS[2], "--to", "production") == 0
     out = capsys.readouterr().out
     assert f"production: {VERSIONS[0]} -> {VERSIONS[2]} (promote)" in out
-    assert os.readlink(project / "serving/cyclegan/production") == VERSIONS[2]
+    assert _production(ModelRegistry(project / "serving/cyclegan", "cyclegan")) == VERSIONS[2]
 
     assert _cli(project, "rollback") == 0
     assert f"production: {VERSIONS[2]} -> {VERSIONS[0]} (rollback)" in capsys.readouterr().out
-    assert os.readlink(project / "serving/cyclegan/production") == VERSIONS[0]
+    assert _production(ModelRegistry(project / "serving/cyclegan", "cyclegan")) == VERSIONS[0]
 
     assert _cli(project, "list", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
@@ -399,7 +436,7 @@ def test_cli_user_errors_exit_2_with_a_message(project, capsys, args, message):
     assert _cli(project, *args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (project / "serving/cyclegan/production").exists()
+    assert not (project / "serving/cyclegan/models.config").exists()
 
 
 def test_cli_unknown_stage_is_rejected(project, capsys):
@@ -431,3 +468,16 @@ def test_local_runner_reports_a_registry_failure_without_a_traceback(project, mo
     message = str(exit_info.value.code)
     assert "the pipeline ran, but its model could not be registered" in message
     assert "not valid JSON" in message
+
+
+def test_files_on_a_tensorflow_filesystem_are_replaced_whole():
+    """ram:// (TensorFlow's in-memory filesystem) stands for object stores here."""
+    base = f"ram://registry-test-{os.getpid()}/serving/cyclegan"
+    path = files.join(base, "registry.json")
+    files.makedirs(base)
+    files.replace_text(path, "a longer first content")
+    files.replace_text(path, "short")
+    assert files.read_text(path) == "short"
+    assert files.listdir(base) == ["registry.json"]
+    assert not files.is_local(path) and files.is_local("serving") and files.is_local("file:///x")
+    assert files.absolute(base) == base

@@ -12,6 +12,7 @@ the only mock in the suite, and it mocks exactly what cannot run here.
 import http.server
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import FAKE_VERSIONS, REPO_ROOT
@@ -28,7 +29,7 @@ def registry(fake_registry):
 
 
 def _read(registry):
-    return tfserving.parse_models_config(registry.models_config_path.read_text())
+    return tfserving.parse_models_config(Path(registry.models_config_path).read_text())
 
 
 def _served(config):
@@ -44,11 +45,11 @@ def _labels(config):
 def test_models_config_round_trips_through_tf_serving_protos(registry):
     registry.promote(VERSIONS[0])
     registry.promote(VERSIONS[1])
-    text = registry.models_config_path.read_text()
+    text = Path(registry.models_config_path).read_text()
     config = _read(registry)
     (model,) = config.model_config_list.config
     assert model.name == "cyclegan"
-    assert model.base_path == str(registry.model_dir.resolve())
+    assert model.base_path == str(Path(registry.model_dir).resolve())
     assert model.model_platform == "tensorflow"
     assert _served(config) == [VERSIONS[0], VERSIONS[1]]
     assert _labels(config) == {"production": VERSIONS[1]}
@@ -69,7 +70,7 @@ class FakeTFServing:
     """TF Serving's model status API and its label rule, driven by a polled models.config."""
 
     def __init__(self, config_path, *, allow_unavailable_labels=True, load_polls=2):
-        self.config_path = config_path
+        self.config_path = Path(config_path)
         self.allow_unavailable_labels = allow_unavailable_labels
         self.load_polls = load_polls
         self.loading = {}  # version -> polls left until AVAILABLE
@@ -192,7 +193,7 @@ def test_a_server_that_does_not_load_the_version_leaves_production_unchanged(
     fake.poll()
     fake.load_polls = 10**6  # the new version never finishes loading
     events = registry.read()["events"]
-    project = registry.model_dir.parents[1]
+    project = Path(registry.model_dir).parents[1]
     params = project / "params.yaml"
     params.write_text((REPO_ROOT / "params.yaml").read_text())
     args = ["promote", VERSIONS[1], "--to", "production", "--params", str(params)]

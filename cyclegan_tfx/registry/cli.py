@@ -25,7 +25,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from cyclegan_tfx.config import DEFAULT_PARAMS_FILE, DIRECTIONS, Config, ConfigError, load_config
@@ -206,7 +205,7 @@ def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
     lines = [
         f"{registry.model_name} {version} ({entry.get('semver') or 'unregistered'})"
         + (f"  [{', '.join(stages)}]" if stages else ""),
-        f"  path             {registry.model_dir / version}",
+        f"  path             {registry.version_path(version)}",
         f"  pushed           {entry.get('pushed_at') or _MISSING}"
         f"  (pipeline run {entry.get('pipeline_run') or _MISSING})",
         *_metric_lines(metrics),
@@ -258,6 +257,12 @@ def _tagger(config: Config, wanted: bool) -> GtoTagger | None:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="the params file")
+    common.add_argument(
+        "--serving",
+        help="the model's serving folder (TF Serving base path): a local path or a TensorFlow "
+        "filesystem URI such as gs://bucket/serving/cyclegan (default: the params file's "
+        "paths.serving/<pipeline.name>)",
+    )
     parser = argparse.ArgumentParser(
         prog="cyclegan-tfx models",
         description="List, show, promote, roll back and register pushed model versions.",
@@ -307,9 +312,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.params)
-    registry = record.model_registry(config)
+    registry = record.model_registry(config, args.serving)
     if args.command == "register":
-        done = record.backfill(config, args.versions or None)
+        done = record.backfill(config, args.versions or None, registry)
         print(f"registered {', '.join(done)}" if done else "nothing to register")
         return 0
     if args.command == "list":
@@ -360,9 +365,11 @@ def _run(args: argparse.Namespace) -> int:
     if change.action == "unchanged":
         print(f"{change.version} already is in {change.stage}; nothing changed")
         return 0
-    link = registry.stage_link(change.stage)
     print(f"{change.stage}: {change.previous or 'none'} -> {change.version} ({change.action})")
-    print(f"  {link} -> {Path(link.readlink())}; TF Serving config {registry.models_config_path}")
+    print(
+        f"  {registry.version_path(change.version)}; TF Serving config "
+        f"{registry.models_config_path} (label {change.stage})"
+    )
     if change.tags:
         print(f"  git tags: {', '.join(change.tags)} (push them with `git push --tags`)")
     return 0

@@ -35,9 +35,9 @@ AT_PUSH_ONLY = ("data", "git", "params_hash", "optimizer_strategy")
 """Entry fields only known when recorded right after the push."""
 
 
-def model_registry(config: Config) -> ModelRegistry:
-    """The registry of the pipeline's serving folder, `<paths.serving>/<pipeline.name>/`."""
-    return ModelRegistry(config.serving_dir(), config.pipeline.name)
+def model_registry(config: Config, serving_dir: str | None = None) -> ModelRegistry:
+    """The registry of a serving folder (default the pipeline's, see `Config.serving_dir`)."""
+    return ModelRegistry(serving_dir or config.serving_dir(), config.pipeline.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _entry(
         "gate": [check.to_dict() for check in checks],
         "baseline": _baseline(registry, store, push, metrics.get("baseline")),
         "lineage": push.to_dict(),
-        **model_record(str(registry.model_dir / push.version)),
+        **model_record(registry.version_path(push.version)),
     }
     if at_push:
         entry |= {
@@ -139,6 +139,8 @@ def run_outputs(config: Config) -> list[str]:
     root = Path(config.paths.root).resolve()
     outputs = ["dvc.lock", "**/dvc.lock"]
     for name in RUN_OUTPUT_PATHS:
+        if "://" in getattr(config.paths, name):
+            continue  # not in the project's tree
         path = config.paths.resolve(name)
         if path.is_relative_to(root):
             outputs.append(path.relative_to(root).as_posix())
@@ -180,7 +182,9 @@ def record_push(config: Config, run_id: str | None = None) -> RecordedPush | Non
     return RecordedPush(version, already)
 
 
-def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
+def backfill(
+    config: Config, versions: list[str] | None = None, registry: ModelRegistry | None = None
+) -> list[str]:
     """Registers pushed versions from ML Metadata after the fact (replacing their metadata).
 
     For versions pushed before the registry existed, or whose entry was lost or recorded
@@ -192,6 +196,7 @@ def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
         config: The project configuration (where serving/ and ML Metadata are).
         versions: The serving versions; default: every version on disk whose entry is missing
             or has no metrics.
+        registry: The registry to write; default the pipeline's (:func:`model_registry`).
 
     Returns:
         The versions registered.
@@ -199,7 +204,7 @@ def backfill(config: Config, versions: list[str] | None = None) -> list[str]:
     Raises:
         MetadataError: If ML Metadata is missing or does not know a version.
     """
-    registry = model_registry(config)
+    registry = registry or model_registry(config)
     if versions is None:
         recorded = registry.read()["versions"]
         versions = [

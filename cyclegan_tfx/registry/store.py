@@ -1,20 +1,24 @@
 """The registry of pushed model versions, the `production` pointer and TF Serving's config.
 
-Layout of `serving/<name>/` (the Pusher's TF Serving base path):
+Layout of the Pusher's TF Serving base path (`serving/<name>/`, or `gs://.../<name>`: any
+filesystem TensorFlow writes, see :mod:`.files`):
 
 ```
 serving/cyclegan/
   1795667158/            a pushed version (SavedModel; the Pusher names it by Unix time)
   1795668012/
   registry.json          what each version is and where it came from, promotion history
-  production -> 1795668012   symlink to the production version (relative, replaced atomically)
   models.config          TF Serving model config: label `production` -> that version
-  .registry.lock         serialises concurrent writers
+  .registry.lock         serialises concurrent writers (local disks only)
 ```
 
-TF Serving only loads numeric sub-directories of a base path, so the other entries never look
-like versions to it. Every file is replaced atomically (written beside, then `os.replace`), so
-a reader sees either the old or the new state, never a partial one.
+The `production` pointer is the promotion history in registry.json, and TF Serving's
+`models.config` label; there are no symlinks (object stores have none). `<base>/production`
+as a model path is resolved through the registry (:func:`resolve_model_path`). TF Serving only
+loads numeric sub-directories of a base path, so the other entries never look like versions to
+it. Every file is replaced whole, so a reader sees either the old or the new state, never a
+partial one; registry.json carries a revision, so a concurrent writer is detected where it
+cannot be locked out (:mod:`.files` says what each filesystem guarantees).
 
 Over 400 lines on purpose: the registry file, the stage pointer and models.config change
 together under one lock and must stay consistent; TF Serving's side is in :mod:`.tfserving`.
@@ -30,16 +34,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import logging
 import os
+import posixpath
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from cyclegan_tfx.registry import tfserving
+from cyclegan_tfx.registry import files, tfserving
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,10 @@ TF Serving has loaded it, raises to abort the stage change (see :mod:`tfserving`
 
 class RegistryError(Exception):
     """A registry operation that cannot be done as asked (the message says why and what to do)."""
+
+
+class ConcurrentWriteError(RegistryError):
+    """registry.json changed between this command's read and its write (another writer)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,33 +92,6 @@ def utc_from_epoch(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replaces `path` with `text` atomically (a temporary file beside it, then os.replace)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def atomic_symlink(link: Path, target: str) -> None:
-    """Points the symlink `link` at `target` atomically (a new link beside it, then os.replace).
-
-    Raises:
-        RegistryError: If `link` exists and is not a symlink (a real file or folder).
-    """
-    if link.exists() and not link.is_symlink():
-        raise RegistryError(
-            f"{link} exists and is not a symlink; move it away so the pointer can be written"
-        )
-    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    os.symlink(target, temporary)
-    os.replace(temporary, link)
-
-
 def is_version_name(name: str) -> bool:
     """Whether a folder name is a serving version (TF Serving only loads numeric names)."""
     return name.isdigit()
@@ -130,40 +110,57 @@ def stage_stack(events: list[dict[str, Any]], stage: str) -> list[str]:
     return stack
 
 
+def resolve_model_path(path: str) -> str:
+    """A model path as users write it, turned into a version folder.
+
+    `<base>/production` is looked up in `<base>/registry.json`; any other path is returned
+    unchanged.
+
+    Raises:
+        RegistryError: If the stage has no version yet.
+    """
+    base, name = posixpath.split(str(path).rstrip("/"))
+    if name not in STAGES or not files.exists(files.join(base, REGISTRY_FILE)):
+        return str(path)
+    registry = ModelRegistry(base, posixpath.basename(base))
+    return registry.version_path(registry.resolve(name))
+
+
 class ModelRegistry:
     """The versions of one model under its serving base path, and their stages.
 
     Args:
-        model_dir: The TF Serving base path, `serving/<name>/`.
+        model_dir: The TF Serving base path, `serving/<name>/`: a local path or a URI of a
+            TensorFlow filesystem (`gs://bucket/serving/<name>`).
         model_name: The model's name (the pipeline name), used in TF Serving's config and tags.
     """
 
-    def __init__(self, model_dir: str | Path, model_name: str) -> None:
-        self.model_dir = Path(model_dir)
+    def __init__(self, model_dir: str | os.PathLike[str], model_name: str) -> None:
+        self.model_dir = str(model_dir).rstrip("/")
         self.model_name = model_name
 
     @property
-    def registry_path(self) -> Path:
+    def registry_path(self) -> str:
         """`registry.json`."""
-        return self.model_dir / REGISTRY_FILE
+        return files.join(self.model_dir, REGISTRY_FILE)
 
     @property
-    def models_config_path(self) -> Path:
+    def models_config_path(self) -> str:
         """TF Serving's model config file."""
-        return self.model_dir / MODELS_CONFIG_FILE
+        return files.join(self.model_dir, MODELS_CONFIG_FILE)
 
-    def stage_link(self, stage: str = PRODUCTION) -> Path:
-        """The symlink that points at the version in `stage`."""
-        return self.model_dir / stage
+    def version_path(self, version: str) -> str:
+        """The folder of a pushed version."""
+        return files.join(self.model_dir, version)
 
     def versions(self) -> list[str]:
         """The pushed versions on disk, oldest first."""
-        if not self.model_dir.is_dir():
+        if not files.isdir(self.model_dir):
             return []
         names = [
-            path.name
-            for path in self.model_dir.iterdir()
-            if is_version_name(path.name) and path.is_dir() and not path.is_symlink()
+            name
+            for name in files.listdir(self.model_dir)
+            if is_version_name(name) and files.isdir(self.version_path(name))
         ]
         return sorted(names, key=int)
 
@@ -173,10 +170,16 @@ class ModelRegistry:
         Raises:
             RegistryError: If registry.json is not valid JSON.
         """
-        if not self.registry_path.is_file():
-            return {"format": FORMAT, "model": self.model_name, "versions": {}, "events": []}
+        if not files.exists(self.registry_path):
+            return {
+                "format": FORMAT,
+                "model": self.model_name,
+                "revision": 0,
+                "versions": {},
+                "events": [],
+            }
         try:
-            data = json.loads(self.registry_path.read_text(encoding="utf-8"))
+            data = json.loads(files.read_text(self.registry_path))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RegistryError(
                 f"{self.registry_path} is not valid JSON ({error}); restore it from a backup or "
@@ -185,23 +188,42 @@ class ModelRegistry:
         if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
             raise RegistryError(f"{self.registry_path} is not a model registry file")
         data.setdefault("events", [])
+        data.setdefault("revision", 0)
         return data
 
     @contextlib.contextmanager
-    def _update(self) -> Iterator[dict[str, Any]]:
-        """Locks the registry, yields its content and saves it if the block succeeds."""
-        if not self.model_dir.is_dir():
+    def _update(self, *, serving: bool = False) -> Iterator[dict[str, Any]]:
+        """Locks the registry, yields its content and saves it if the block succeeds.
+
+        The save is refused if registry.json's revision moved since it was read: another
+        writer got in between (possible only where there is no lock, on object stores).
+
+        Args:
+            serving: Also rewrite models.config from the new content, before registry.json (a
+                config that cannot be written leaves both as they were).
+
+        Raises:
+            ConcurrentWriteError: Nothing was written; the command can simply be run again.
+        """
+        if not files.isdir(self.model_dir):
             raise RegistryError(
                 f"no pushed models: {self.model_dir} does not exist (run the pipeline first)"
             )
-        with open(self.model_dir / LOCK_FILE, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                data = self.read()
-                yield data
-                atomic_write_text(self.registry_path, json.dumps(data, indent=2) + "\n")
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with files.exclusive(files.join(self.model_dir, LOCK_FILE)):
+            data = self.read()
+            revision = data["revision"]
+            yield data
+            config_text = self._models_config_text(data) if serving else None
+            now = self.read()["revision"]
+            if now != revision:
+                raise ConcurrentWriteError(
+                    f"{self.registry_path} changed while this command ran (revision {revision} "
+                    f"-> {now}: another writer); nothing was written by this one, run it again"
+                )
+            if config_text is not None:
+                self._write_models_config(config_text)
+            data["revision"] = revision + 1
+            files.replace_text(self.registry_path, json.dumps(data, indent=2) + "\n")
 
     def entry(self, version: str) -> dict[str, Any] | None:
         """The recorded metadata of `version`, or None if it was never recorded."""
@@ -294,7 +316,7 @@ class ModelRegistry:
         self._check_stage(stage)
         version = self.resolve(reference)
         self._check_servable(version)
-        with self._update() as data:
+        with self._update(serving=True) as data:
             if serving_base_path:
                 data["serving_base_path"] = serving_base_path
             stack = stage_stack(data["events"], stage)
@@ -304,7 +326,6 @@ class ModelRegistry:
             else:
                 self._stage_for_server(data, version, wait_for_version)
                 change = self._apply(data, stage, "promote", version, previous, tagger)
-            self.write_serving_files(data)
         return change
 
     def rollback(
@@ -326,7 +347,7 @@ class ModelRegistry:
                 version's folder is gone.
         """
         self._check_stage(stage)
-        with self._update() as data:
+        with self._update(serving=True) as data:
             if serving_base_path:
                 data["serving_base_path"] = serving_base_path
             stack = stage_stack(data["events"], stage)
@@ -337,7 +358,6 @@ class ModelRegistry:
             self._check_servable(target)
             self._stage_for_server(data, target, wait_for_version)
             change = self._apply(data, stage, "rollback", target, current, tagger)
-            self.write_serving_files(data)
         return change
 
     def _apply(
@@ -376,19 +396,28 @@ class ModelRegistry:
     def write_serving_files(
         self, data: dict[str, Any] | None = None, *, also_serve: str | None = None
     ) -> None:
-        """Writes the stage symlinks and models.config from the registry (idempotent).
-
-        models.config serves the production version and the one before it (so a rollback is
-        instant) and labels the production version `production`. Promotion and rollback call
-        this with the new registry content before saving it, so a failure to move the pointer
-        leaves the registry as it was.
+        """Writes models.config from the registry (idempotent).
 
         Args:
             data: The registry content; read from registry.json if None.
-            also_serve: A version to load beside those, labels unchanged: the first half of
-                moving a label on a running server (see :mod:`tfserving`).
+            also_serve: A version to load beside the others, labels unchanged: the first half
+                of moving a label on a running server (see :mod:`tfserving`).
         """
-        data = self.read() if data is None else data
+        text = self._models_config_text(self.read() if data is None else data, also_serve)
+        if text is not None:
+            self._write_models_config(text)
+
+    def _models_config_text(
+        self, data: dict[str, Any], also_serve: str | None = None
+    ) -> str | None:
+        """models.config for `data`, or None while nothing is in a stage.
+
+        It serves the production version and the one before it (so a rollback is instant) and
+        labels the production version `production`.
+
+        Raises:
+            RegistryError: If a version to serve is missing from the base path.
+        """
         labels: dict[str, str] = {}
         served: list[str] = []
         on_disk = set(self.versions())
@@ -396,15 +425,14 @@ class ModelRegistry:
             stack = stage_stack(data["events"], stage)
             if not stack:
                 continue
-            atomic_symlink(self.stage_link(stage), stack[-1])
             labels[stage] = stack[-1]
             kept = [v for v in reversed(stack) if v in on_disk]
             served += [v for v in dict.fromkeys(kept) if v not in served][:2]
         if also_serve is not None and also_serve not in served:
             served.append(also_serve)
         if not served:
-            return
-        base_path = data.get("serving_base_path") or str(self.model_dir.resolve())
+            return None
+        base_path = data.get("serving_base_path") or files.absolute(self.model_dir)
         try:
             config = tfserving.models_config(
                 self.model_name, base_path, sorted(served, key=int), labels
@@ -414,15 +442,22 @@ class ModelRegistry:
                 f"cannot write {self.models_config_path}: {error} (its folder is missing from "
                 f"{self.model_dir}); promote a version that is on disk"
             ) from None
-        atomic_write_text(self.models_config_path, tfserving.models_config_text(config))
+        return tfserving.models_config_text(config)
+
+    def _write_models_config(self, text: str) -> None:
+        """Writes models.config, and removes the stage symlinks older registries kept."""
+        files.replace_text(self.models_config_path, text)
+        for stage in STAGES:
+            if files.remove_stale_link(files.join(self.model_dir, stage)):
+                logger.info("removed the old %s symlink: registry.json is the pointer", stage)
 
     def _check_stage(self, stage: str) -> None:
         if stage not in STAGES:
             raise RegistryError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
     def _check_servable(self, version: str) -> None:
-        folder = self.model_dir / version
-        if not (folder / SAVED_MODEL_FILE).is_file():
+        folder = self.version_path(version)
+        if not files.exists(files.join(folder, SAVED_MODEL_FILE)):
             raise RegistryError(
                 f"version {version} has no SavedModel at {folder} (deleted or incomplete push); "
                 "choose another version"
