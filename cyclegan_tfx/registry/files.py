@@ -2,7 +2,8 @@
 
 Paths are strings: a local path, or a URI of a TensorFlow filesystem (`gs://` is built into
 TensorFlow, `s3://` comes with `tensorflow-io`, `ram://` is in-process memory, used by the
-tests). `pathlib` would fold the `//` of a URI, so nothing here uses it.
+tests). Paths are joined with :func:`cyclegan_tfx.model.uri.join` (`pathlib` would fold the
+`//` of a URI).
 
 What each write relies on:
 
@@ -27,20 +28,17 @@ import os
 import posixpath
 from collections.abc import Iterator
 
+from cyclegan_tfx.model.uri import is_url, join
+
 
 def is_local(path: str) -> bool:
     """Whether `path` is on the local disk (no URI scheme, or `file://`)."""
-    return "://" not in path or path.startswith("file://")
+    return not is_url(path) or path.startswith("file://")
 
 
 def local_path(path: str) -> str:
     """`path` without a `file://` scheme."""
     return path[len("file://") :] if path.startswith("file://") else path
-
-
-def join(base: str, *names: str) -> str:
-    """Joins `names` to a local path or a URI with `/`."""
-    return posixpath.join(base, *names)
 
 
 def absolute(path: str) -> str:
@@ -49,6 +47,7 @@ def absolute(path: str) -> str:
 
 
 def _gfile():
+    """tf.io.gfile; TensorFlow imports slowly, so only once a file is touched."""
     import tensorflow as tf
 
     return tf.io.gfile

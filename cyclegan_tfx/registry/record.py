@@ -26,6 +26,7 @@ from cyclegan_tfx.evaluation.gate_report import evaluation_gate, evaluation_metr
 from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.mlmd import open_store, run_artifacts
 from cyclegan_tfx.model.model_info import read_model_info
+from cyclegan_tfx.model.uri import is_url
 from cyclegan_tfx.registry import lineage, provenance
 from cyclegan_tfx.registry.store import ModelRegistry, utc_from_epoch, utc_now
 
@@ -139,7 +140,7 @@ def run_outputs(config: Config) -> list[str]:
     root = Path(config.paths.root).resolve()
     outputs = ["dvc.lock", "**/dvc.lock"]
     for name in RUN_OUTPUT_PATHS:
-        if "://" in getattr(config.paths, name):
+        if is_url(getattr(config.paths, name)):
             continue  # not in the project's tree
         path = config.paths.resolve(name)
         if path.is_relative_to(root):
