@@ -22,7 +22,8 @@ from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
 from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
 from cyclegan_tfx.model.train import RunFolders, checkpoint_key, train_and_export
-from cyclegan_tfx.model.uri import join
+from cyclegan_tfx.model.uri import is_url, join
+from cyclegan_tfx.model.warm_start import WarmStartError, state_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
     workspace's `paths.dvclive` folder; remote runs keep them in the Trainer's ModelRun.
     """
     full = config.to_dict()
-    local = "://" not in pipeline_root
+    local = not is_url(pipeline_root)
     return {
         "seed": config.seed,
         "image_size": config.preprocess.image_size,
@@ -60,12 +61,33 @@ def trainer_custom_config(config: Config, pipeline_root: str) -> dict[str, Any]:
     }
 
 
+def base_model_for(fn_args: tfx.components.FnArgs, train_config: TrainConfig) -> str | None:
+    """The serving folder of the model to warm start from, or None to train from scratch.
+
+    Raises:
+        WarmStartError: If `train.warm_start` is `blessed` and there is no blessed model.
+    """
+    if train_config.warm_start == "none":
+        return None
+    if not fn_args.base_model:
+        raise WarmStartError(
+            "train.warm_start is 'blessed', but no model has been blessed yet in this "
+            "pipeline's ML Metadata: run once with train.warm_start: none, then warm start"
+        )
+    return fn_args.base_model
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the CycleGAN and writes the serving SavedModel to `fn_args.serving_model_dir`.
+
+    The final training state is kept in the Model artifact beside it
+    (:mod:`cyclegan_tfx.model.warm_start`), and with `train.warm_start: blessed` the run
+    starts from the base model's (the pipeline's last blessed model).
 
     Raises:
         StaleCodeError: If the code running here differs from the code whose fingerprint the
             pipeline was compiled with (e.g. a Kubeflow image built from another commit).
+        WarmStartError: If a warm start was asked for and cannot be made.
     """
     distribution = select_distribution(os.environ)  # first: before any TensorFlow operation
     custom = fn_args.custom_config
@@ -73,7 +95,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model_config = build_section(ModelConfig, custom["model"], "model")
     train_config = build_section(TrainConfig, custom["train"], "train")
     files = sorted(f for pattern in fn_args.train_files for f in tf.io.gfile.glob(pattern))
+    base_model = base_model_for(fn_args, train_config)
     settings = {k: v for k, v in custom.items() if k not in LOCATION_KEYS}
+    settings["base_model"] = base_model  # another base model never resumes these checkpoints
     checkpoint_dir = join(custom[CHECKPOINT_ROOT_KEY], checkpoint_key(files, settings))
     result = train_and_export(
         files,
@@ -86,6 +110,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         ),
         export_dir=fn_args.serving_model_dir,
         distribution=distribution,
+        base_model=base_model,
+        state_dir=state_dir_of(fn_args.serving_model_dir),
     )
     if not result.chief:  # a multi-worker run's other workers: the chief writes the model
         logger.info("Trainer finished on a non-chief worker: %s", result)
@@ -101,6 +127,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             ),
             "image_size": custom["image_size"],
             "steps": result.steps,
+            "total_steps": result.total_steps,
+            "warm_start": result.warm_start.to_dict() if result.warm_start else None,
             "train_examples": result.examples,
         },
     )

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from cyclegan_tfx.model.optimizer_strategies import NETWORKS, OptimizerStrategy
+from cyclegan_tfx.model.uri import is_url
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -34,6 +35,7 @@ ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
 UpsamplingName = Literal["transpose", "resize_conv"]
 GeneratorName = Literal["resnet", "unet"]
 GeneratorOutputName = Literal["tanh", "residual", "attention"]
+WarmStartName = Literal["none", "blessed"]
 
 
 class ConfigError(ValueError):
@@ -213,6 +215,9 @@ class TrainConfig:
     to `jitter_scale` times its size (286/256 in the paper) and crops a random window of the
     original size; `random_flip` mirrors it left-right with probability 1/2. Evaluation and
     serving always see the deterministic, unaugmented image.
+
+    `warm_start: blessed` continues from the last blessed model's training state
+    (:mod:`cyclegan_tfx.model.warm_start`); `none` trains from scratch.
     """
 
     batch_size: int
@@ -229,6 +234,7 @@ class TrainConfig:
     random_jitter: bool = True
     jitter_scale: float = 286 / 256
     random_flip: bool = True
+    warm_start: WarmStartName = "none"
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
@@ -452,7 +458,7 @@ class KubeflowConfig:
         for key in ("pipeline_root", "examples_root", "serving_directory"):
             value = getattr(self, key)
             _check(
-                "://" in value or value.startswith("/"),
+                is_url(value) or value.startswith("/"),
                 f"kubeflow.{key} must be a URI the cluster can reach (gs://..., s3://...) or an "
                 f"absolute path on a mounted volume, got {value!r}",
             )
@@ -507,7 +513,7 @@ class Config:
         `paths.serving` may be a TensorFlow filesystem URI (`gs://...`, `ram://...`), kept as
         it is; a local path is made absolute.
         """
-        if "://" in self.paths.serving:
+        if is_url(self.paths.serving):
             return f"{self.paths.serving.rstrip('/')}/{self.pipeline.name}"
         return str(self.paths.resolve("serving") / self.pipeline.name)
 

@@ -17,63 +17,10 @@ import json
 import logging
 import sys
 
-from cyclegan_tfx.config import DIRECTIONS, ConfigError, load_config
-from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
-from cyclegan_tfx.evaluation.gate import MixedBackbonesError, format_gate_table
-from cyclegan_tfx.evaluation.gate_report import GateReport, gate_report
+from cyclegan_tfx.config import ConfigError, load_config
+from cyclegan_tfx.evaluation.gate import MixedBackbonesError
+from cyclegan_tfx.evaluation.gate_report import explain, gate_report
 from cyclegan_tfx.mlmd import MetadataError, run_artifacts, run_name
-
-
-def explain(report: GateReport) -> str:
-    """The human-readable explanation of a gate report."""
-    run = f"pipeline run {report.pipeline_run_id}" if report.pipeline_run_id else "a run"
-    lines = [f"Gate of {run} (evaluation {report.evaluation_uri})"]
-    lines.append(f"candidate: {report.model_uri}")
-    lines.append(
-        f"baseline:  {report.baseline_model_uri}"
-        if report.baseline_model_uri
-        else "baseline:  none (no blessed model yet: the checks against a baseline do not apply)"
-    )
-    backbone = report.backbone or "unknown"
-    if report.backbone == STANDARD_NAME:
-        backbone += " (the standard FID network: comparable with published FIDs)"
-    elif report.backbone:
-        backbone += " (NOT the standard FID network: not comparable with published FIDs)"
-    lines.append(f"backbone:  {backbone}")
-    counts = ", ".join(
-        f"{d} {_count(report.num_test[d]['fake'])} translated vs "
-        f"{_count(report.num_test[d]['real'])} real"
-        + (
-            f", {_count(report.num_test[d]['paired'])} with ground truth"
-            if report.num_test[d].get("paired")
-            else ""
-        )
-        for d in DIRECTIONS
-    )
-    lines.append(f"N:         {counts}")
-    lines.append(
-        "           (± is the bootstrap spread over the test images; FID is biased at small N, "
-        "so compare FIDs at equal N only)"
-    )
-    lines.append("")
-    lines.append(format_gate_table(report.checks))
-    lines.append("")
-    failed = [f"{c.metric} {c.check}" for c in report.checks if c.passed is False]
-    if report.blessed:
-        pushed = (
-            f", pushed as version {report.pushed_version}"
-            if report.pushed_version
-            else ", not pushed"
-        )
-        lines.append(f"decision: BLESSED (every check passed){pushed}")
-    else:
-        reason = f"failed: {', '.join(failed)}" if failed else "see the TFMA validation result"
-        lines.append(f"decision: NOT BLESSED, not pushed ({reason})")
-    return "\n".join(lines)
-
-
-def _count(value: float | None) -> str:
-    return "?" if value is None else str(int(value))
 
 
 def main(argv: list[str] | None = None) -> int:

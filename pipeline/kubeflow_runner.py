@@ -14,10 +14,10 @@ The ImportExampleGen input folder is the run-time parameter `examples_root`, so 
 at another preprocessed dataset without recompiling.
 
 Post-processing of what TFX 1.16 compiles:
-- the Pusher both consumes the blessing (`model_blessing`) and runs under a condition on it; the
-  compiler names the condition's artifact by its implicit key `_Evaluator.blessing`, which is
-  not an input of the Pusher task, so :func:`link_condition_inputs` points the condition at the
-  declared input of the same artifact;
+- the Pusher and the PushRecorder both consume the blessing (`model_blessing`) and run under a
+  condition on it; the compiler names the condition's artifact by its implicit key
+  `_Evaluator.blessing`, which is not an input of those tasks, so :func:`link_condition_inputs`
+  points each condition at the declared input of the same artifact;
 - run-time parameter defaults and the pipeline root go into the spec too (TFX writes them only
   into the PipelineJob's runtime config, which a KFP cluster does not read).
 
@@ -43,6 +43,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from cyclegan_tfx.config import Config, ConfigError, KubeflowConfig, load_config
 from cyclegan_tfx.evaluation.fid.weights import WeightsError
+from cyclegan_tfx.registry.record import run_provenance
 from pipeline.pipeline import create_pipeline
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ def build_pipeline(config: Config) -> tfx.dsl.Pipeline:
         # The V2 compiler compiles only TFX's stock resolver strategies
         # (components/baseline_resolver.py says what that costs).
         baseline_excludes_candidate=False,
+        # The examples are chosen per run (examples_root), so data.dvc says nothing about them.
+        provenance=run_provenance(config, data=False),
     )
     resources = trainer_resources(kubeflow)
     if resources is not None:

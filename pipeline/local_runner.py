@@ -1,4 +1,9 @@
-"""Runs the pipeline locally with LocalDagRunner (SQLite ML Metadata), then writes DVC reports.
+"""Runs the pipeline locally with LocalDagRunner (SQLite ML Metadata), then the local-only steps.
+
+The pipeline itself (ExampleGen ... Pusher, PushRecorder) is the one the Kubeflow runner
+compiles. What only a local run does comes after it and reads it back from ML Metadata: the
+DVC metrics and plots (:mod:`pipeline.reports`) and the `model/` copy of the pushed SavedModel
+(dvc.yaml's `artifacts:` entry).
 
 Usage: cyclegan-tfx run [--params params.yaml]   (or python -m pipeline.local_runner)
 """
@@ -14,19 +19,19 @@ import sys
 from typing import Any
 
 from tfx import v1 as tfx
-from tfx.dsl.compiler import constants
+from tfx.dsl.compiler import compiler, constants
 from tfx.dsl.io import fileio
-from tfx.orchestration.portable import runtime_parameter_utils, tfx_runner
+from tfx.orchestration.portable import runtime_parameter_utils
 
 from cyclegan_tfx.cli import drop_unactionable_notices
 from cyclegan_tfx.config import Config, load_config
 from cyclegan_tfx.evaluation.fid.weights import WeightsError
-from cyclegan_tfx.evaluation.gate_report import GateReport
+from cyclegan_tfx.evaluation.gate_report import GateReport, explain
+from cyclegan_tfx.model.warm_start import WarmStartError
 from cyclegan_tfx.registry import files
-from cyclegan_tfx.registry.record import RecordedPush, record_push
+from cyclegan_tfx.registry.record import RecordedPush, recorded_push
 from cyclegan_tfx.registry.store import RegistryError
 from pipeline.experiment_copy import seed_from_workspace
-from pipeline.explain_gate import explain
 from pipeline.pipeline import create_pipeline
 from pipeline.reports import write_reports
 from pipeline.run_lock import PipelineRootBusyError, hold_pipeline_root
@@ -49,8 +54,9 @@ def run(config: Config) -> str:
             str(config.paths.metadata_path)
         ),
     )
-    # What LocalDagRunner.run does (TFX 1.16), with the run id bound before it would bind one.
-    ir = tfx_runner._make_pipeline_proto(pipeline)
+    # What LocalDagRunner.run does (TFX 1.16: compile; no component has pip dependencies to
+    # resolve), with the run id bound before it would bind one.
+    ir = compiler.Compiler().compile(pipeline)
     run_id = datetime.datetime.now().isoformat()
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
@@ -95,7 +101,7 @@ def update_model_artifact(config: Config, push: RecordedPush | None) -> None:
 
 
 def run_and_report(config: Config) -> RunOutcome:
-    """Runs the pipeline, then writes the reports, the registry entry and the model artifact.
+    """Runs the pipeline (which records its push), then writes the reports and model artifact.
 
     The whole of it holds the pipeline root's run lock (:mod:`pipeline.run_lock`), and every
     report describes this run (by its run id). A queued or `--temp` DVC experiment first takes
@@ -109,7 +115,7 @@ def run_and_report(config: Config) -> RunOutcome:
         seed_from_workspace(config)
         run_id = run(config)
         summary, report = write_reports(config, run_id)
-        push = record_push(config, run_id)
+        push = recorded_push(config, run_id)
         update_model_artifact(config, push)
     return RunOutcome(run_id=run_id, summary=summary, report=report, push=push)
 
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.params)
     try:
         outcome = run_and_report(config)
-    except (WeightsError, PipelineRootBusyError) as error:
+    except (WeightsError, PipelineRootBusyError, WarmStartError) as error:
         sys.exit(f"error: {error}")
     except RegistryError as error:
         sys.exit(

@@ -25,7 +25,9 @@ TASKS = {
     "latest_blessed_model_resolver-model-blessing-resolver",
     "latest_blessed_model_resolver-model-resolver",
     "Evaluator",
+    "GateReporter",
     "Pusher",
+    "PushRecorder",
 }
 BLESSED_CONDITION = "(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)"
 
@@ -89,7 +91,9 @@ def test_every_component_is_named_with_its_dependencies_in_order(compiled):
         "latest_blessed_model_resolver-model-resolver",
     }
     assert depends["Pusher"] == {"Evaluator", "Trainer"}
-    # A topological order exists and runs ExampleGen -> Trainer -> Evaluator -> Pusher.
+    assert depends["GateReporter"] == {"Evaluator", "Trainer"}
+    assert "Pusher" in depends["PushRecorder"] and "GateReporter" in depends["PushRecorder"]
+    # A topological order exists: ExampleGen -> Trainer -> Evaluator -> Pusher -> PushRecorder.
     order, done = [], set()
     while len(order) < len(tasks):
         ready = sorted(n for n in tasks if n not in done and depends[n] <= done)
@@ -98,7 +102,7 @@ def test_every_component_is_named_with_its_dependencies_in_order(compiled):
         done.add(ready[0])
     position = {name: index for index, name in enumerate(order)}
     assert position["ImportExampleGen"] < position["Trainer"] < position["Evaluator"]
-    assert position["Evaluator"] < position["Pusher"]
+    assert position["Evaluator"] < position["Pusher"] < position["PushRecorder"]
     evaluator_inputs = tasks["Evaluator"]["inputs"]["artifacts"]
     assert evaluator_inputs["baseline_model"]["taskOutputArtifact"]["producerTask"] == (
         "latest_blessed_model_resolver-model-resolver"
@@ -123,18 +127,54 @@ def test_example_gen_caches_on_the_content_of_its_files(compiled):
     assert callable(example_gen._kubeflow_driver_main)
 
 
-def test_pusher_runs_only_if_the_model_is_blessed(compiled):
+def test_pusher_and_recorder_run_only_if_the_model_is_blessed(compiled):
     _, _, spec = compiled
+    conditional = sorted(name for name, task in _tasks(spec).items() if "triggerPolicy" in task)
+    assert conditional == ["PushRecorder", "Pusher"]  # the gate report is written either way
+    for name in conditional:
+        task = _tasks(spec)[name]
+        assert task["triggerPolicy"]["condition"] == BLESSED_CONDITION
+        blessing = task["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"]
+        assert blessing == {"producerTask": "Evaluator", "outputArtifactKey": "blessing"}
     pusher = _tasks(spec)["Pusher"]
-    assert pusher["triggerPolicy"]["condition"] == BLESSED_CONDITION
-    blessing = pusher["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"]
-    assert blessing == {"producerTask": "Evaluator", "outputArtifactKey": "blessing"}
-    conditional = [name for name, task in _tasks(spec).items() if "triggerPolicy" in task]
-    assert conditional == ["Pusher"]
     destination = json.loads(
         pusher["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"]
     )
     assert destination == {"filesystem": {"base_directory": SERVING}}
+
+
+def test_the_recorder_registers_in_the_pushers_destination(compiled):
+    """The PushRecorder records the Pusher's output into the registry next to it."""
+    _, _, spec = compiled
+    recorder = _tasks(spec)["PushRecorder"]
+    pushed = recorder["inputs"]["artifacts"]["pushed_model"]["taskOutputArtifact"]
+    assert pushed == {"producerTask": "Pusher", "outputArtifactKey": "pushed_model"}
+    parameters = {
+        key: value["runtimeValue"]["constant"]
+        for key, value in recorder["inputs"]["parameters"].items()
+    }
+    assert parameters["serving_directory"] == SERVING
+    assert parameters["model_name"] == "cyclegan"
+    provenance = json.loads(parameters["provenance"])
+    assert provenance["data"] is None  # the examples are a run parameter, not data.dvc
+    assert provenance["params_hash"] and provenance["optimizer_strategy"]
+    command = _executor(spec, "PushRecorder")["container"]["args"]
+    assert (
+        command[command.index("--executor_class_path") + 1] == "components.push_recorder.Executor"
+    )
+    report = _executor(spec, "GateReporter")["container"]["args"]
+    assert report[report.index("--executor_class_path") + 1] == "components.gate_reporter.Executor"
+
+
+def test_a_warm_start_feeds_the_trainer_the_last_blessed_model(tmp_path):
+    config = _config(tmp_path)
+    config = config.replace(train=dataclasses.replace(config.train, warm_start="blessed"))
+    spec = json.loads(kubeflow_runner.compile_pipeline(config).job_json.read_text())
+    tasks = _tasks(spec["pipelineSpec"])
+    resolver = "warm_start_model_resolver-model-resolver"
+    assert set(tasks) == TASKS | {resolver, "warm_start_model_resolver-model-blessing-resolver"}
+    base = tasks["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert base == {"producerTask": resolver, "outputArtifactKey": "model"}
 
 
 def test_runtime_parameters_and_pipeline_root(compiled):
@@ -164,7 +204,7 @@ def test_trainer_gets_the_gpus_and_the_others_do_not(compiled):
         "cpuLimit": 8.0,
         "memoryLimit": 32.0,
     }
-    for task in ("ImportExampleGen", "Evaluator", "Pusher"):
+    for task in ("ImportExampleGen", "Evaluator", "Pusher", "PushRecorder"):
         assert "resources" not in _executor(spec, task)["container"], task
 
 
@@ -176,11 +216,13 @@ def test_cluster_beam_args_reach_the_beam_components(compiled):
         assert f"--sdk_container_image={IMAGE}" in args, task
 
 
-def test_compiling_twice_gives_the_same_spec(compiled, tmp_path):
+def test_compiling_twice_gives_the_same_spec(compiled):
     files, _, _ = compiled
-    again = kubeflow_runner.compile_pipeline(_config(tmp_path))
-    assert again.job_json.read_bytes() == files.job_json.read_bytes()
-    assert again.spec_yaml.read_bytes() == files.spec_yaml.read_bytes()
+    job, spec = files.job_json.read_bytes(), files.spec_yaml.read_bytes()
+    # Same params (the output folder is one of them: the PushRecorder records their hash).
+    again = kubeflow_runner.compile_pipeline(_config(files.job_json.parent))
+    assert again.job_json.read_bytes() == job
+    assert again.spec_yaml.read_bytes() == spec
 
 
 def test_no_gpus_means_no_accelerator():

@@ -44,10 +44,11 @@ from PIL import Image
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
+from components.gate_reporter import GateReport
 from cyclegan_tfx import translate
 from cyclegan_tfx.config import DIRECTIONS
 from cyclegan_tfx.evaluation.gate_report import gate_report
-from cyclegan_tfx.mlmd import run_artifacts, run_executions, run_name
+from cyclegan_tfx.mlmd import open_store, run_artifacts, run_executions, run_name
 from cyclegan_tfx.model.export import SIGNATURE_A2B, SIGNATURE_B2A
 from cyclegan_tfx.registry import cli as models
 from cyclegan_tfx.registry.store import resolve_model_path
@@ -61,7 +62,7 @@ pytestmark = pytest.mark.slow
 
 SIZE = E2E_SIZE
 TRAINED_EPOCHS = 40.0
-UPSTREAM = ("ImportExampleGen", "Trainer", RESOLVER_ID, "Evaluator")
+UPSTREAM = ("ImportExampleGen", "Trainer", RESOLVER_ID, "Evaluator", "GateReporter")
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +217,7 @@ def test_untrained_candidate_is_evaluated_but_not_pushed(untrained_run):
     for node in UPSTREAM:
         assert states[node] == "COMPLETE", states
     assert "Pusher" not in states, "the Pusher must be skipped by the blessing condition"
+    assert "PushRecorder" not in states  # (under the same condition)
     assert _pushed_versions(config) == []
     summary, _ = write_reports(config)
     assert summary["blessed"] is False
@@ -229,7 +231,7 @@ def test_untrained_candidate_is_evaluated_but_not_pushed(untrained_run):
 def test_trained_candidate_is_blessed_and_pushed(trained_run):
     config, states, summary = trained_run
     assert states["Trainer"] == "COMPLETE"
-    assert states["Pusher"] == "COMPLETE"
+    assert states["Pusher"] == states["PushRecorder"] == "COMPLETE"
     assert summary["blessed"] is True
     for direction in ("a2b", "b2a"):
         assert summary[f"mae_{direction}"] < 0.8 * summary[f"mae_{direction}_identity"]
@@ -298,7 +300,14 @@ def test_rerun_after_a_push_is_all_cache_hits(rerun, trained_run):
     """The pushed model is not its own baseline: nothing re-executes to compare it with itself."""
     _, states, summary, _ = rerun
     components = _components(states)
-    assert set(components) == {"ImportExampleGen", "Trainer", "Evaluator", "Pusher"}
+    assert set(components) == {
+        "ImportExampleGen",
+        "Trainer",
+        "Evaluator",
+        "GateReporter",
+        "Pusher",
+        "PushRecorder",
+    }
     assert set(components.values()) == {"CACHED"}, states
     assert summary["baseline"] == trained_run[2]["baseline"]  # the one it was blessed against
     assert summary["fid_a2b"] == pytest.approx(trained_run[2]["fid_a2b"])
@@ -314,6 +323,26 @@ def test_rerun_pushes_and_registers_nothing_new(rerun, trained_run):
     assert _pushed_versions(config) == [first]
     registry = json.loads((Path(config.serving_dir()) / "registry.json").read_text())
     assert list(registry["versions"]) == [first]
+    # Recorded in the pipeline (PushRecorder) by the run that pushed it, with that run's id.
+    assert registry["versions"][first]["pipeline_run"] == trained_run[2]["pipeline_run_id"]
+
+
+def test_every_run_writes_its_gate_report_as_an_artifact(untrained_run, trained_run):
+    """Blessed or not, the GateReporter writes what explain-gate shows (Kubeflow users read it)."""
+    config = trained_run[0]
+    store = open_store(config.paths.metadata_path)
+    reports = sorted(store.get_artifacts_by_type(GateReport.TYPE_NAME), key=lambda a: a.id)
+    assert len(reports) >= 2
+    for artifact, blessed in zip(reports[:2], (False, True), strict=True):
+        document = json.loads((Path(artifact.uri) / "gate.json").read_text())
+        run_id = document["pipeline_run_id"]
+        artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run_id)
+        expected = gate_report(artifacts, run_id)
+        assert document["blessed"] is blessed is expected.blessed
+        assert document["gate"] == json.loads(json.dumps(expected.gate_dict()))
+        text = (Path(artifact.uri) / "gate.txt").read_text().strip().splitlines()
+        assert text[0] == explain(expected).splitlines()[0]  # the run's own id and evaluation
+        assert text[-1].startswith("decision: BLESSED" if blessed else "decision: NOT BLESSED")
 
 
 def test_identical_data_written_again_is_all_cache_hits(rewritten_rerun, trained_run):
@@ -361,9 +390,12 @@ def test_the_retrained_version_records_the_code_that_trained_it(trainer_code_cha
     assert code_second["fingerprint"] != code_first["fingerprint"]
     assert "cyclegan_tfx/model/networks.py" in code_second["files"]
     assert entries[second]["weights_fingerprint"] != entries[first]["weights_fingerprint"]
-    trainer_id = _node_executions(config, "Trainer")[-1][0]
-    assert entries[second]["lineage"]["trainer"]["id"] == trainer_id
-    assert entries[second]["lineage"]["trainer"]["state"] == "COMPLETE"
+    # The entry names the run's artifacts (the PushRecorder has no ML Metadata connection);
+    # the model is the output of the Trainer execution that retrained it.
+    _, state, keyed = _node_executions(config, "Trainer")[-1]
+    assert state == "COMPLETE"
+    assert entries[second]["lineage"]["model"]["id"] == keyed["out", "model"]
+    assert entries[second]["pipeline_run"] == summary["pipeline_run_id"]
 
 
 def test_changed_metric_code_re_evaluates_without_retraining(metric_code_change):
@@ -558,7 +590,12 @@ def test_backfill_registers_a_version_again_from_ml_metadata(registry_project, r
     assert entry["semver"] == saved["semver"]
     assert entry["metrics"]["fid_a2b"] == pytest.approx(saved["metrics"]["fid_a2b"])
     assert entry["baseline"] == saved["baseline"]
-    assert entry["lineage"]["evaluator"] == saved["lineage"]["evaluator"]
+    # From ML Metadata: the same artifacts as recorded at push time, and the executions too.
+    for key in ("pushed_model", "model", "blessing", "evaluation", "examples"):
+        assert entry["lineage"][key]["id"] == saved["lineage"][key]["id"], key
+    assert saved["lineage"]["evaluator"] is None
+    assert entry["lineage"]["evaluator"]["node"] == "Evaluator"
+    assert entry["lineage"]["evaluator"]["state"] == "COMPLETE"
     assert entry["git"] is None and entry["params_hash"] is None and entry["backfilled_at"]
     assert _models_cli(params, "register", "424242") == 2
     assert "no push of version 424242" in capsys.readouterr().err

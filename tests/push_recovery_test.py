@@ -1,9 +1,10 @@
 """A run killed between the Pusher and the registry record is repaired by the next run.
 
-The first run is a real `cyclegan-tfx run` whose process is SIGKILLed right after the TFX
-pipeline returns (the Pusher has pushed), before the reports and the registry record: the
-version is served but unknown to the registry. The next, ordinary run is a cache hit all the
-way through the Pusher, and registers that version, once; nothing is pushed twice.
+The first run is a real `cyclegan-tfx run` whose process is SIGKILLed when the pipeline reaches
+its PushRecorder (the Pusher has pushed and ML Metadata has its output): the version is served
+but unknown to the registry. The next, ordinary run is a cache hit all the way through the
+Pusher; its PushRecorder, which never completed, runs and registers that version, once;
+nothing is pushed twice.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ pytestmark = pytest.mark.slow
 
 KILLED_AFTER_PUSH = (
     "import os, signal, sys\n"
+    "from components import push_recorder\n"
     "from pipeline import local_runner\n"
-    "real_run = local_runner.run\n"
-    "def run_then_die(config):\n"
-    "    real_run(config)\n"
+    "def die(*args, **kwargs):\n"
     "    os.kill(os.getpid(), signal.SIGKILL)\n"
-    "local_runner.run = run_then_die\n"
+    "push_recorder.Executor.Do = die\n"
     "local_runner.main(['--params', sys.argv[1]])\n"
 )
 
@@ -57,6 +57,7 @@ def test_a_kill_between_push_and_record_is_repaired_by_the_next_run(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     states = run_executions(config.paths.metadata_path, config.pipeline.name)
     assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "CACHED", states
+    assert states["PushRecorder"] == "COMPLETE", states
     assert registry.versions() == pushed  # nothing pushed twice
     entry = registry.entry(pushed[0])
     assert entry is not None and entry["pipeline_run"]  # registered, with its lineage

@@ -10,7 +10,7 @@ and the `models` and `translate` commands are called in-process too.
 The runs share one pipeline root:
 1. a trained candidate: blessed, pushed into ram://.../serving/<name>/<version>, registered
    there with its own pipeline run id; nothing is written to a local serving folder;
-2. the same run again: cached through the Pusher, nothing new registered (registry.json's
+2. the same run again: cached through the PushRecorder, nothing new registered (registry.json's
    content and revision unchanged);
 3. a retrained candidate (another seed): pushed and registered as the second version;
 then promote, promote, rollback with `models --serving ram://...` write models.config there,
@@ -27,6 +27,7 @@ from conftest import REPO_ROOT, push_lane_config, synthetic_images, write_e2e_da
 from PIL import Image
 
 from cyclegan_tfx import translate
+from cyclegan_tfx.mlmd import run_executions
 from cyclegan_tfx.registry import cli as models
 from cyclegan_tfx.registry import tfserving
 from cyclegan_tfx.registry.store import ModelRegistry
@@ -65,14 +66,18 @@ def runs(workspace):
     config = _config(workspace)
     first = run_and_report(config)
     after_first = _read(_registry(config).registry_path)
+    recorded_first = run_executions(config.paths.metadata_path, config.pipeline.name)
     again = run_and_report(config)
     after_again = _read(_registry(config).registry_path)
+    recorded_again = run_executions(config.paths.metadata_path, config.pipeline.name)
     retrained = run_and_report(_config(workspace, seed=7))
-    return config, first, (after_first, after_again), again, retrained
+    states = (recorded_first["PushRecorder"], recorded_again["PushRecorder"])
+    return config, first, (after_first, after_again), again, retrained, states
 
 
 def test_a_blessed_run_is_registered_on_the_remote_filesystem(runs, workspace):
-    config, first, *_ = runs
+    config, first, *_, (recorder_state, _) = runs
+    assert recorder_state == "COMPLETE"  # registered inside the pipeline, by its PushRecorder
     assert config.serving_dir().startswith("ram://")
     assert first.report.blessed and first.push is not None and not first.push.already_pushed
     registry = _registry(config)
@@ -85,7 +90,8 @@ def test_a_blessed_run_is_registered_on_the_remote_filesystem(runs, workspace):
 
 
 def test_an_identical_rerun_registers_nothing_new(runs):
-    _, first, (after_first, after_again), again, _ = runs
+    _, first, (after_first, after_again), again, _, (_, recorder_state) = runs
+    assert recorder_state == "CACHED"
     assert again.push is not None and again.push.already_pushed
     assert again.push.version == first.push.version
     assert again.run_id != first.run_id
@@ -94,7 +100,7 @@ def test_an_identical_rerun_registers_nothing_new(runs):
 
 
 def test_promote_and_rollback_write_models_config_on_the_remote_filesystem(runs, capsys):
-    config, first, _, _, retrained = runs
+    config, first, _, _, retrained, _ = runs
     assert retrained.push is not None and not retrained.push.already_pushed
     one, two = first.push.version, retrained.push.version
     base = config.serving_dir()

@@ -2,8 +2,9 @@
 
 :func:`evaluation_metrics` reads TFMA's metrics, :func:`evaluation_gate` the stored EvalConfig
 and ValidationResult of an evaluation (so the thresholds shown are those the Evaluator used, not
-the current params.yaml), and :func:`gate_report` a whole run (model, evaluation, blessing,
-push) from its ML Metadata artifacts. The checks themselves are :mod:`.gate`'s pure functions.
+the current params.yaml), :func:`gate_report` a whole run (model, evaluation, blessing,
+push) from its ML Metadata artifacts, and :func:`explain` says it in words (`make explain-gate`,
+the GateReporter's `gate.txt`). The checks themselves are :mod:`.gate`'s pure functions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from cyclegan_tfx.config import DIRECTIONS
-from cyclegan_tfx.evaluation.gate import GateCheck, check_single_backbone, gate_checks
+from cyclegan_tfx.evaluation.fid.weights import STANDARD_NAME
+from cyclegan_tfx.evaluation.gate import (
+    GateCheck,
+    check_single_backbone,
+    format_gate_table,
+    gate_checks,
+)
 from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.mlmd import newest_artifact
 
@@ -177,3 +184,55 @@ def gate_report(
         checks=checks,
         validation_ok=validation_ok,
     )
+
+
+def explain(report: GateReport) -> str:
+    """The human-readable explanation of a gate report."""
+    run = f"pipeline run {report.pipeline_run_id}" if report.pipeline_run_id else "a run"
+    lines = [f"Gate of {run} (evaluation {report.evaluation_uri})"]
+    lines.append(f"candidate: {report.model_uri}")
+    lines.append(
+        f"baseline:  {report.baseline_model_uri}"
+        if report.baseline_model_uri
+        else "baseline:  none (no blessed model yet: the checks against a baseline do not apply)"
+    )
+    backbone = report.backbone or "unknown"
+    if report.backbone == STANDARD_NAME:
+        backbone += " (the standard FID network: comparable with published FIDs)"
+    elif report.backbone:
+        backbone += " (NOT the standard FID network: not comparable with published FIDs)"
+    lines.append(f"backbone:  {backbone}")
+    counts = ", ".join(
+        f"{d} {_count(report.num_test[d]['fake'])} translated vs "
+        f"{_count(report.num_test[d]['real'])} real"
+        + (
+            f", {_count(report.num_test[d]['paired'])} with ground truth"
+            if report.num_test[d].get("paired")
+            else ""
+        )
+        for d in DIRECTIONS
+    )
+    lines.append(f"N:         {counts}")
+    lines.append(
+        "           (± is the bootstrap spread over the test images; FID is biased at small N, "
+        "so compare FIDs at equal N only)"
+    )
+    lines.append("")
+    lines.append(format_gate_table(report.checks))
+    lines.append("")
+    failed = [f"{c.metric} {c.check}" for c in report.checks if c.passed is False]
+    if report.blessed:
+        pushed = (
+            f", pushed as version {report.pushed_version}"
+            if report.pushed_version
+            else ", for the Pusher (its PushRecord says the version)"
+        )
+        lines.append(f"decision: BLESSED (every check passed){pushed}")
+    else:
+        reason = f"failed: {', '.join(failed)}" if failed else "see the TFMA validation result"
+        lines.append(f"decision: NOT BLESSED, not pushed ({reason})")
+    return "\n".join(lines)
+
+
+def _count(value: float | None) -> str:
+    return "?" if value is None else str(int(value))

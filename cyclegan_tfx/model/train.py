@@ -33,6 +33,12 @@ from cyclegan_tfx.model.networks import build_generator
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.training_log import TrainingLog
 from cyclegan_tfx.model.uri import is_url, join
+from cyclegan_tfx.model.warm_start import (
+    WarmStart,
+    architecture,
+    continue_from,
+    save_training_state,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,13 @@ class TrainResult:
     weights_fingerprint: str
     chief: bool = True
     """False on the other workers of a multi-worker run (they export nothing)."""
+    warm_start: WarmStart | None = None
+    """Where a warm-started run began; None for a run from scratch."""
+
+    @property
+    def total_steps(self) -> int:
+        """The training steps behind the weights: the base model's, then this run's."""
+        return self.steps + (self.warm_start.base_steps if self.warm_start else 0)
 
 
 def steps_per_epoch(examples: dict[str, int], batch_size: int) -> int:
@@ -141,6 +154,7 @@ class TrainingRun:
     checkpoints: TrainingCheckpoints | None
     curves: TrainingLog
     chief: bool
+    warm_start: WarmStart | None = None
 
 
 def prepare_run(
@@ -152,11 +166,16 @@ def prepare_run(
     folders: RunFolders,
     distribution: tf.distribute.Strategy,
     before_checkpoint_commit: Callable[[str], None] | None = None,
+    base_model: str | None = None,
 ) -> TrainingRun:
     """Sets a run up: counts the data, builds the model and streams, restores checkpoints.
 
+    With `base_model` the model starts from that model's training state (warm start), and
+    the run's own checkpoints, if any, resume on top of it.
+
     Raises:
         TrainingDataError: If a domain has no training images.
+        WarmStartError: If the base model has no training state for this architecture.
     """
     tf.io.gfile.makedirs(folders.run_dir)
     examples = data.count_domains(train_files)
@@ -199,6 +218,9 @@ def prepare_run(
         np.stack(list(data.domain_images(train_files, domain, image_size).take(SAMPLE_COUNT)))
         for domain in "AB"
     )
+    warm = None
+    if base_model is not None:
+        warm = continue_from(cyclegan, base_model, model_config, train_config, image_size)
     chief = is_chief(distribution)
     checkpoints = None
     if folders.checkpoint_dir is not None:
@@ -235,6 +257,7 @@ def prepare_run(
         checkpoints,
         curves,
         chief,
+        warm,
     )
 
 
@@ -305,22 +328,34 @@ def finish_run(
     model_config: ModelConfig,
     image_size: int,
     export_dir: str | Path | None,
+    state_dir: str | None = None,
 ) -> TrainResult:
     """Exports the serving generators (the chief), then deletes the checkpoints.
 
-    With `export_dir` None nothing is exported (a run scored in memory and thrown away).
+    With `export_dir` None nothing is exported (a run scored in memory and thrown away). With
+    `state_dir` the final training state is kept there, for a later warm start.
     """
     fingerprint = run.cyclegan.weights_fingerprint()
     logger.info("trained %d steps in %.1f s; weights %s", run.steps, seconds, fingerprint)
+    result = TrainResult(
+        run.steps, run.examples, final, seconds, fingerprint, run.chief, run.warm_start
+    )
     if not run.chief:
         shutil.rmtree(run.folders.scratch or "", ignore_errors=True)
-        return TrainResult(run.steps, run.examples, final, seconds, fingerprint, chief=False)
+        return result
     if export_dir is not None:
         generators = serving_generators(run.cyclegan, model_config, image_size)
         export_generators(*generators, image_size, export_dir)
+    if state_dir is not None:
+        record = {
+            "architecture": architecture(model_config, run.config, image_size),
+            "steps": result.total_steps,
+            "weights_fingerprint": fingerprint,
+        }
+        save_training_state(run.cyclegan.checkpoint_objects(), state_dir, record)
     if run.checkpoints is not None:
         run.checkpoints.remove_all()
-    return TrainResult(run.steps, run.examples, final, seconds, fingerprint)
+    return result
 
 
 def train_and_export(
@@ -334,6 +369,8 @@ def train_and_export(
     distribution: tf.distribute.Strategy | None = None,
     on_step: Callable[[int, CycleGAN], None] | None = None,
     before_checkpoint_commit: Callable[[str], None] | None = None,
+    base_model: str | None = None,
+    state_dir: str | None = None,
 ) -> TrainResult:
     """Trains the CycleGAN on `train_files` and exports the serving SavedModel.
 
@@ -359,6 +396,10 @@ def train_and_export(
         on_step: Called after each step with the number of completed steps and the model
             (monitoring, e.g. scores during training in `cyclegan_tfx.experiments.compare`; tests).
         before_checkpoint_commit: Passed to TrainingCheckpoints (tests).
+        base_model: The serving folder of a model to warm start from (its training state,
+            :mod:`cyclegan_tfx.model.warm_start`); None: from scratch.
+        state_dir: Where to keep the final training state (the Trainer: in the Model
+            artifact); None: not kept.
 
     Returns:
         A summary of the run.
@@ -366,6 +407,7 @@ def train_and_export(
     Raises:
         TrainingDataError: If a domain has no training images.
         TrainingDivergedError: If a loss becomes NaN/Inf (nothing is exported then).
+        WarmStartError: If `base_model` cannot be continued from.
     """
     distribution = distribution or tf.distribute.get_strategy()
     run = prepare_run(
@@ -377,10 +419,12 @@ def train_and_export(
         folders,
         distribution,
         before_checkpoint_commit,
+        base_model,
     )
     start = time.monotonic()
     final = run_loop(run, on_step)
-    return finish_run(run, final, time.monotonic() - start, model_config, image_size, export_dir)
+    seconds = time.monotonic() - start
+    return finish_run(run, final, seconds, model_config, image_size, export_dir, state_dir)
 
 
 def serving_generators(

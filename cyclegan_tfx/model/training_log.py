@@ -20,6 +20,7 @@ from pathlib import Path
 import tensorflow as tf
 from scmrepo.exceptions import SCMError
 
+from cyclegan_tfx.model.uri import is_url
 from dvclive import Live
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class TrainingLog:
         self.live.end()
         if copy_to is None:
             return
-        if "://" not in str(copy_to):
+        if not is_url(copy_to):
             if Path(copy_to).resolve() != self.live_dir.resolve():
                 shutil.copytree(self.live_dir, copy_to, dirs_exist_ok=True)
             return

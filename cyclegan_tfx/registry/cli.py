@@ -196,6 +196,19 @@ def _artifact_line(label: str, artifact: dict[str, Any] | None, extra: str = "")
     return f"  {label:<16} #{artifact['id']:<5} {artifact['uri']} {extra}".rstrip()
 
 
+def _warm_start_text(entry: dict[str, Any]) -> str:
+    warm = entry.get("warm_start")
+    if not entry:
+        return _MISSING
+    if not warm:
+        return "scratch (no warm start)"
+    version = warm.get("base_version") or "an unregistered version"
+    return (
+        f"{version} (warm start: {warm.get('base_model')}, weights "
+        f"{warm.get('base_weights_fingerprint')}, {warm.get('base_steps')} steps behind it)"
+    )
+
+
 def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
     """The human-readable description and lineage of `version`."""
     entry = registry.entry(version) or {}
@@ -217,6 +230,7 @@ def show_text(config: Config, registry: ModelRegistry, version: str) -> str:
         f"  optimizer        {entry.get('optimizer_strategy') or _MISSING}",
         f"  training code    {_code_text(entry.get('training_code'))}",
         f"  weights          {entry.get('weights_fingerprint') or _MISSING}",
+        f"  started from     {_warm_start_text(entry)}",
     ]
     if not entry:
         lines.append("  (no push metadata: pushed before the registry recorded it)")

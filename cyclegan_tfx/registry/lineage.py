@@ -9,6 +9,10 @@ it. A later run that found its model already pushed records the same version wit
 `already_pushed = 1`; the lineage of a version is that of the push that wrote it.
 A Trainer whose output was reused from the cache appears once as the execution that trained
 the model (`COMPLETE`) and then once per later run that reused it (`CACHED`).
+
+:func:`push_lineage` reads all of it from ML Metadata. :func:`lineage_from_artifacts` is what the
+pipeline's PushRecorder knows from its input artifacts alone (Kubeflow and Vertex AI give an
+executor no ML Metadata connection): the artifacts, not the executions.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ml_metadata.proto import metadata_store_pb2
 from cyclegan_tfx.mlmd import MetadataError
 
 _PUSHED_VERSION = "pushed_version"
+_BASELINE_MODEL_URI = "baseline_model"  # ModelBlessing properties the Evaluator writes
+_BASELINE_MODEL_ID = "baseline_model_id"
 ALREADY_PUSHED_KEY = "already_pushed"
 """PushedModel custom property: 1 when a run found its model already pushed (nothing copied)."""
 _COMPLETE = "COMPLETE"
@@ -138,6 +144,60 @@ class _Reader:
                 if step.WhichOneof("value") == "key" and step.key:
                     result.setdefault(step.key, event.artifact_id)
         return result
+
+
+def artifact_ref(artifact: Any) -> ArtifactRef:
+    """The :class:`ArtifactRef` of a TFX artifact (`tfx.types.Artifact`), properties included.
+
+    Read with TFX's getter, which also reads Kubeflow V2's JSON-valued properties.
+    """
+    properties = {
+        k: artifact.get_custom_property(k) for k in artifact.mlmd_artifact.custom_properties
+    }
+    return ArtifactRef(
+        id=artifact.id,
+        type=artifact.type_name,
+        uri=artifact.uri,
+        properties={k: v for k, v in sorted(properties.items()) if v is not None},
+    )
+
+
+def lineage_from_artifacts(
+    version: str, *, pushed_model: Any, model: Any, blessing: Any, evaluation: Any, examples: Any
+) -> PushLineage:
+    """The lineage of a push as the artifacts of one pipeline run give it (no ML Metadata).
+
+    The executions are unknown here (None); the baseline model is the one the Evaluator wrote
+    into the blessing (`baseline_model`, `baseline_model_id`).
+
+    Args:
+        version: The serving version the Pusher wrote or found.
+        pushed_model: The Pusher's PushedModel (`tfx.types.Artifact`s, as all below).
+        model: The Trainer's Model.
+        blessing: The Evaluator's ModelBlessing.
+        evaluation: The Evaluator's ModelEvaluation.
+        examples: The ExampleGen's Examples.
+    """
+    blessing_ref = artifact_ref(blessing)
+    baseline_uri = blessing_ref.properties.get(_BASELINE_MODEL_URI)
+    baseline = None
+    if baseline_uri:
+        baseline_id = blessing_ref.properties.get(_BASELINE_MODEL_ID) or 0
+        baseline = ArtifactRef(id=int(baseline_id), type="Model", uri=baseline_uri, properties={})
+    return PushLineage(
+        version=version,
+        pushed_model=artifact_ref(pushed_model),
+        pusher=None,
+        model=artifact_ref(model),
+        trainer=None,
+        trainer_reused_by=(),
+        blessing=blessing_ref,
+        evaluator=None,
+        evaluation=artifact_ref(evaluation),
+        baseline_model=baseline,
+        examples=artifact_ref(examples),
+        example_gen=None,
+    )
 
 
 def _split_producers(

@@ -1,11 +1,14 @@
-"""Records the model the newest local run pushed in the model registry (serving/<name>/).
+"""Records a pushed model in the model registry (serving/<name>/registry.json).
 
-Called after each local run (`pipeline.local_runner.run_and_report`). The Pusher only copies the
-SavedModel; this adds what `cyclegan-tfx models` shows about it: the evaluation both
-ways (FID with its spread and the identity mapping's, KID, ground-truth MAE/PSNR/SSIM where the
-data has them), every check of the gate, the baseline it beat, the data version (`data.dvc`
-md5), the git commit, the params hash, the optimizer strategy, the code and weights
-fingerprints, the push time and its ML Metadata lineage.
+The pipeline's PushRecorder (components/push_recorder.py) runs :func:`record_version` right
+after the Pusher, in every runner, with the lineage of the run's artifacts and the
+:func:`run_provenance` taken when the pipeline was built; :func:`recorded_push` reads back what
+a local run recorded. The Pusher only copies the SavedModel; the record adds what
+`cyclegan-tfx models` shows about it: the evaluation both ways (FID with its spread and the
+identity mapping's, KID, ground-truth MAE/PSNR/SSIM where the data has them), every check of
+the gate, the baseline it beat, the data version (`data.dvc` md5), the git commit, the params
+hash, the optimizer strategy, the code and weights fingerprints, the push time and its
+lineage.
 
 `cyclegan-tfx models register [VERSION ...]` registers versions after the fact from ML
 Metadata (pushed before the registry existed, or with a lost entry).
@@ -34,6 +37,16 @@ logger = logging.getLogger(__name__)
 
 AT_PUSH_ONLY = ("data", "git", "params_hash", "optimizer_strategy")
 """Entry fields only known when recorded right after the push."""
+PUSH_RECORD_TYPE = "cyclegan_tfx.PushRecord"
+"""Artifact type of the PushRecorder's output (components/push_recorder.py)."""
+PUSH_RECORD_FILE = "record.json"
+"""The file in a PushRecord artifact: the version, whether it was registered now, the entry."""
+RECORDED_VERSION_KEY = "recorded_version"
+"""PushRecord properties: the version ("" when nothing was pushed), ..."""
+NEWLY_REGISTERED_KEY = "newly_registered"
+"""... 1 when this record registered it (0: it was registered already), ..."""
+RECORDED_BY_RUN_KEY = "recorded_by_run"
+"""... and the pipeline run that recorded it."""
 
 
 def model_registry(config: Config, serving_dir: str | None = None) -> ModelRegistry:
@@ -66,49 +79,69 @@ def model_record(model_dir: str) -> dict[str, Any]:
         },
         "weights_fingerprint": info.get("weights_fingerprint"),
         "serving_fingerprint": info.get("serving_fingerprint"),
+        "total_steps": info.get("total_steps", info.get("steps")),
+        "warm_start": info.get("warm_start"),
     }
+
+
+def _base_version(registry: ModelRegistry, warm_start: dict[str, Any] | None) -> str | None:
+    """The registered version a warm-started model continued from (by its weights)."""
+    if not warm_start:
+        return None
+    base = warm_start.get("base_weights_fingerprint")
+    found = [
+        version
+        for version, entry in registry.read()["versions"].items()
+        if base and entry.get("weights_fingerprint") == base
+    ]
+    return min(found, key=int) if found else None
 
 
 def _baseline(
     registry: ModelRegistry,
-    store: mlmd.MetadataStore,
+    store: mlmd.MetadataStore | None,
     push: lineage.PushLineage,
     baseline_values: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """The baseline the version beat: its latest earlier version (registered, else any push)."""
+    """The baseline the version beat: its latest earlier version (registered, else any push).
+
+    Registered versions are matched by the baseline's Model artifact id or uri; without an
+    ML Metadata `store` (a scheduled run's PushRecorder) only registered versions are known.
+    """
     if push.baseline_model is None:
         return None
-    model_id = push.baseline_model.id
+    model_id, model_uri = push.baseline_model.id, push.baseline_model.uri
     earlier = [
         version
         for version, entry in registry.read()["versions"].items()
         if ((entry.get("lineage") or {}).get("model") or {}).get("id") == model_id
-    ] or lineage.pushed_versions_of_model(store, model_id)
+        or ((entry.get("lineage") or {}).get("model") or {}).get("uri") == model_uri
+    ]
+    if not earlier and store is not None:
+        earlier = lineage.pushed_versions_of_model(store, model_id)
     earlier = [v for v in earlier if v.isdigit() and int(v) < int(push.version)]
     return {
         "version": max(earlier, key=int) if earlier else None,
         "model_artifact_id": model_id,
-        "model_uri": push.baseline_model.uri,
+        "model_uri": model_uri,
         **summary_values(baseline_values or {}),
     }
 
 
 def _entry(
-    config: Config,
     registry: ModelRegistry,
-    store: mlmd.MetadataStore,
+    store: mlmd.MetadataStore | None,
     push: lineage.PushLineage,
-    *,
-    at_push: bool,
+    provenance: dict[str, Any] | None,
+    pipeline_run: str | None,
 ) -> dict[str, Any]:
-    """The registry entry of a push; provenance only when recorded right after the push."""
+    """The registry entry of a push; `provenance` (:func:`run_provenance`) None: backfilled."""
     metrics = evaluation_metrics(push.evaluation.uri) if push.evaluation else {}
     candidate = metrics.get("candidate", {})
     checks = evaluation_gate(push.evaluation.uri)[0] if push.evaluation else []
-    root = config.paths.root
     entry: dict[str, Any] = {
         "pushed_at": utc_from_epoch(int(push.version)) if push.version.isdigit() else None,
-        "pipeline_run": push.pusher.run if push.pusher else None,
+        "pipeline_run": pipeline_run,
         "metrics": {
             **summary_values(candidate),
             "backbone": candidate.get(KEYS["a2b"].backbone),
@@ -118,13 +151,13 @@ def _entry(
         "lineage": push.to_dict(),
         **model_record(registry.version_path(push.version)),
     }
-    if at_push:
-        entry |= {
-            "data": provenance.data_version(root),
-            "git": provenance.git_state(root, run_outputs(config)),
-            "params_hash": provenance.params_hash(config),
-            "optimizer_strategy": provenance.optimizer_strategy(config.train),
+    if entry["warm_start"]:
+        entry["warm_start"] = {
+            **entry["warm_start"],
+            "base_version": _base_version(registry, entry["warm_start"]),
         }
+    if provenance is not None:
+        entry |= {key: provenance.get(key) for key in AT_PUSH_ONLY}
     else:
         # Today's data.dvc, commit and params need not be the ones the version was made from.
         entry |= dict.fromkeys(AT_PUSH_ONLY)
@@ -148,39 +181,75 @@ def run_outputs(config: Config) -> list[str]:
     return outputs
 
 
-def record_push(config: Config, run_id: str | None = None) -> RecordedPush | None:
-    """Registers the version a pipeline run pushed, if it pushed one.
+def run_provenance(config: Config, *, data: bool = True) -> dict[str, Any]:
+    """Where a run's model comes from, as its registry entry records it (`AT_PUSH_ONLY`).
 
-    A version that is already registered (a re-run whose Pusher was a cache hit, or whose
-    blessed model the Pusher found already pushed) is left as it is.
+    Taken when the pipeline is built (before the run writes anything) and handed to the
+    PushRecorder as an execution property.
 
     Args:
         config: The configuration of the run.
-        run_id: The pipeline run id; default: the newest run in ML Metadata.
+        data: Whether the project's `data.dvc` is the run's data. A compiled Kubeflow pipeline
+            reads the folder its `examples_root` parameter names at run time, so there the
+            data version is left empty and the lineage's Examples artifact says what it read.
+    """
+    root = config.paths.root
+    return {
+        "data": provenance.data_version(root) if data else None,
+        "git": provenance.git_state(root, run_outputs(config)),
+        "params_hash": provenance.params_hash(config),
+        "optimizer_strategy": provenance.optimizer_strategy(config.train),
+    }
+
+
+def record_version(
+    registry: ModelRegistry,
+    push: lineage.PushLineage,
+    provenance: dict[str, Any] | None,
+    pipeline_run: str | None,
+) -> bool:
+    """Registers a pushed version unless it is registered already (by the run that pushed it).
+
+    Args:
+        registry: The registry of the push destination.
+        push: The push's lineage (from ML Metadata or from the run's artifacts).
+        provenance: :func:`run_provenance` of the run.
+        pipeline_run: The pipeline run id that records it.
 
     Returns:
-        The pushed serving version, or None when the run pushed nothing.
+        Whether the version was registered now.
     """
-    metadata_path = config.paths.metadata_path
-    artifacts = run_artifacts(metadata_path, config.pipeline.name, run_id)
-    pushed = [
-        a for a in artifacts.get("PushedModel", []) if a.custom_properties["pushed"].int_value == 1
+    if registry.entry(push.version) is not None:
+        logger.info("version %s is already registered", push.version)
+        return False
+    registry.record(push.version, _entry(registry, None, push, provenance, pipeline_run))
+    logger.info("registered version %s in %s", push.version, registry.registry_path)
+    return True
+
+
+def recorded_push(config: Config, run_id: str) -> RecordedPush | None:
+    """The version a local run's PushRecorder recorded, read back from ML Metadata.
+
+    Returns:
+        The version, with `already_pushed` unless this very run registered it (a cached
+        PushRecorder's record is an earlier run's); None when the run pushed nothing.
+    """
+    artifacts = run_artifacts(config.paths.metadata_path, config.pipeline.name, run_id)
+    records = [
+        a
+        for a in artifacts.get(PUSH_RECORD_TYPE, [])
+        if a.custom_properties[RECORDED_VERSION_KEY].string_value
     ]
-    if not pushed:
+    if not records:
         logger.info("the run pushed no model; registry unchanged")
         return None
-    newest = max(pushed, key=lambda a: a.id)
-    version = newest.custom_properties["pushed_version"].string_value
-    already = newest.custom_properties[lineage.ALREADY_PUSHED_KEY].int_value == 1
-    registry = model_registry(config)
-    if registry.entry(version) is not None:
-        # Registered by the run that pushed it; here the Pusher found it or was a cache hit.
-        logger.info("version %s is already registered", version)
-        return RecordedPush(version, True)
-    store = open_store(metadata_path)
-    push = lineage.push_lineage(store, config.pipeline.name, version)
-    registry.record(version, _entry(config, registry, store, push, at_push=True))
-    return RecordedPush(version, already)
+    newest = max(records, key=lambda a: a.id)
+    properties = newest.custom_properties
+    registered_now = (
+        properties[NEWLY_REGISTERED_KEY].int_value == 1
+        and properties[RECORDED_BY_RUN_KEY].string_value == run_id
+    )
+    return RecordedPush(properties[RECORDED_VERSION_KEY].string_value, not registered_now)
 
 
 def backfill(
@@ -216,7 +285,8 @@ def backfill(
     store = open_store(config.paths.metadata_path)
     for version in versions:
         push = lineage.push_lineage(store, config.pipeline.name, version)
-        entry = _entry(config, registry, store, push, at_push=False)
+        pipeline_run = push.pusher.run if push.pusher else None
+        entry = _entry(registry, store, push, None, pipeline_run)
         existing = registry.entry(version) or {}
         entry |= {k: existing[k] for k in AT_PUSH_ONLY if existing.get(k) is not None}
         registry.record(version, entry)
