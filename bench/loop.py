@@ -3,20 +3,26 @@
 For the params.yaml network and the paper's (Zhu et al. 2017: ResNet, 64 filters, 9 blocks,
 transposed convolutions, 70x70 PatchGAN, 128 px, batch 1), measured in one run:
 
-1. the bare step: `CycleGAN.train_step_on_device` on fixed batches already on the device, in a
-   tight loop (synchronised once at the end);
-2. the loop: `cyclegan_tfx.model.train.run_loop` as the Trainer runs it, on TFRecords of
+1. the loop: `cyclegan_tfx.model.train.run_loop` as the Trainer runs it, on TFRecords of
    synthetic images the size of the sample data (120 A, 100 B): the input pipeline
    (decoding, random jitter and flips), the image pools, the losses read and the curves
-   (DVCLive, TensorBoard) written every `train.log_every_steps`, a checkpoint and a sample
-   grid every `train.checkpoint_every_steps` (the paper network, at about a second a step,
-   gets one at the end of its 40 timed steps: six times as often as a real run). The timing
-   starts after the first checkpoint, so the one-off tracing of the step and of the
-   sample-grid translation is not in it;
+   (DVCLive, TensorBoard) written every `train.log_every_steps`, and a checkpoint and a
+   sample grid every `train.checkpoint_every_steps`. The timed window is one checkpoint
+   interval long (250 steps: one checkpoint and one grid in it, as often as in a real run)
+   and starts after `WARMUP_STEPS` steps and one traced sample grid, so the one-off tracing
+   of the step and of the grid's translation is not in it;
+2. the bare step: `CycleGAN.train_step_on_device` of the same model on fixed batches
+   already on the device, in a tight loop (synchronised at the end of each block). Its
+   blocks run inside the timed loop, five times (`BLOCKS`), each half as long as
+   the loop steps between them, and their time is taken out of the loop's: both rates are
+   measured over the same minutes, so the ratio does not follow the machine's drift (on the
+   shared 2-core machines here, two separate measurements a minute apart differed by 10 %);
 
 and prints both rates and their ratio (`ratio 0.93`: the loop runs at 93 % of the step's speed).
 
-Usage: .venv/bin/python bench/loop.py [--params params.yaml] [--steps 250] [--paper-steps 40]
+About 6 minutes on 2 cores, nearly all of it the paper network's 375 steps.
+
+Usage: .venv/bin/python bench/loop.py [--params params.yaml] [--steps N]
 """
 
 from __future__ import annotations
@@ -38,11 +44,19 @@ from cyclegan_tfx.config import Config, load_config
 from cyclegan_tfx.data.preprocess.beam_pipeline import ImageRecord, to_example
 from cyclegan_tfx.image_grid import png_bytes
 from cyclegan_tfx.model.cyclegan import CycleGAN
-from cyclegan_tfx.model.schedules import Timeline
-from cyclegan_tfx.model.train import RunFolders, prepare_run, run_loop, steps_per_epoch
+from cyclegan_tfx.model.train import (
+    RunFolders,
+    prepare_run,
+    run_loop,
+    sample_grid,
+    steps_per_epoch,
+)
 
 COUNTS = {"A": 120, "B": 100}
-WARMUP = 3
+WARMUP_STEPS = 10
+"""Loop steps before the timer starts: the step's tracing and the input pipeline's start."""
+BLOCKS = 5
+"""The timed loop stops this many times for a block of bare steps (half as many as between)."""
 
 
 def _records(path: Path, size: int) -> str:
@@ -60,45 +74,68 @@ def _records(path: Path, size: int) -> str:
     return str(path)
 
 
-def _bare_rate(config: Config, size: int, batch: int, steps: int) -> float:
-    timeline = Timeline(steps + WARMUP, steps + WARMUP)
-    gan = CycleGAN(config.model, config.train, timeline, seed=config.seed, image_size=size)
+def _fixed_batches(size: int, batch: int) -> list[tf.Tensor]:
+    """Four fixed batches already on the device (two per domain)."""
     rng = np.random.default_rng(0)
     shape = (batch, size, size, 3)
-    batches = [tf.constant(rng.uniform(-1, 1, shape).astype(np.float32)) for _ in range(4)]
-    for step in range(WARMUP):
-        gan.train_step(batches[step % 2], batches[2 + step % 2])
-    start = time.perf_counter()
-    for step in range(steps):
-        gan.train_step_on_device(batches[step % 2], batches[2 + step % 2])
-    int(gan.step_counter.numpy())  # waits for the last step
-    return steps / (time.perf_counter() - start)
+    return [tf.constant(rng.uniform(-1, 1, shape).astype(np.float32)) for _ in range(4)]
 
 
-def _loop_rate(config: Config, size: int, steps: int, scratch: Path) -> float:
+class _Interleaved:
+    """Times `steps` loop steps, stopping every `every` of them to time a block of bare steps.
+
+    The bare steps (half as many as the loop steps between them) train the loop's own model
+    on fixed batches: the same weights, in the same caches, as the loop's steps around them
+    (a benchmark, so what they do to the model does not matter). Their time is not the loop's.
+    """
+
+    def __init__(self, batches: list[tf.Tensor], samples: tuple, steps: int) -> None:
+        self.batches, self.samples = batches, samples
+        self.steps, self.every = steps, max(2, steps // BLOCKS)
+        self.block = max(1, self.every // 2)
+        self.start = self.loop_seconds = 0.0
+        self.bare_seconds, self.bare_steps = 0.0, 0
+
+    def on_step(self, done: int, gan: CycleGAN) -> None:
+        timed = done - WARMUP_STEPS
+        if timed == 0:  # traced once (as in a run, where the first grid traces it)
+            sample_grid(gan, *self.samples)
+            self.start = time.perf_counter()
+        elif 0 < timed <= self.steps and timed % self.every == 0:
+            int(gan.step_counter.numpy())  # the loop's step is done
+            if timed == self.steps:
+                self.loop_seconds = time.perf_counter() - self.start - self.bare_seconds
+                return
+            begin = time.perf_counter()
+            for step in range(self.block):
+                gan.train_step_on_device(self.batches[step % 2], self.batches[2 + step % 2])
+            int(gan.step_counter.numpy())  # waits for the last bare step
+            self.bare_seconds += time.perf_counter() - begin
+            self.bare_steps += self.block
+
+
+def _rates(config: Config, size: int, steps: int, scratch: Path) -> tuple[float, float]:
+    """(bare step rate, loop rate), measured in alternating blocks over the same minutes."""
     files = [_records(scratch / "train.tfrecord", size)]
     per_epoch = steps_per_epoch(COUNTS, config.train.batch_size)
-    warmup = config.train.checkpoint_every_steps
-    train = dataclasses.replace(config.train, epochs=(steps + warmup) / per_epoch, restart=True)
+    batches = _fixed_batches(size, config.train.batch_size)
+    loop_steps = WARMUP_STEPS + steps + 1  # the last one (its grid, the curves' close) untimed
+    total = loop_steps + steps  # the bare steps count on the model's step too
+    train = dataclasses.replace(config.train, epochs=total / per_epoch, restart=True)
     folders = RunFolders.choose(scratch / "run", scratch / "checkpoints")
     run = prepare_run(
         files, config.model, train, size, config.seed, folders, tf.distribute.get_strategy()
     )
-    clock: dict[str, float] = {}
-
-    def mark(done: int, _) -> None:  # the timer starts after the first checkpoint
-        if done == warmup:
-            clock["start"] = time.perf_counter()
-
-    run_loop(run, on_step=mark)
-    return steps / (time.perf_counter() - clock["start"])
+    run.steps = loop_steps  # the schedule runs over `total`
+    timer = _Interleaved(batches, run.samples, steps)
+    run_loop(run, on_step=timer.on_step)
+    return timer.bare_steps / timer.bare_seconds, steps / timer.loop_seconds
 
 
 def measure(name: str, config: Config, steps: int) -> dict[str, float]:
     size, batch = config.preprocess.image_size, config.train.batch_size
-    bare = _bare_rate(config, size, batch, steps)
     with tempfile.TemporaryDirectory() as scratch:
-        loop = _loop_rate(config, size, steps, Path(scratch))
+        bare, loop = _rates(config, size, steps, Path(scratch))
     print(
         f"{name:<9} {size:>4} px, batch {batch}: bare step {bare:6.2f} steps/s "
         f"({1000 / bare:6.1f} ms), loop {loop:6.2f} steps/s ({1000 / loop:6.1f} ms), "
@@ -107,31 +144,38 @@ def measure(name: str, config: Config, steps: int) -> dict[str, float]:
     return {"bare": bare, "loop": loop, "ratio": loop / bare}
 
 
-def paper_config(config: Config, steps: int) -> Config:
-    """The paper's network at 128 px, batch 1, checkpoints within the measured steps."""
+def paper_config(config: Config) -> Config:
+    """The paper's network at 128 px, batch 1 (the checkpoints as params.yaml sets them)."""
     preprocess = dataclasses.replace(config.preprocess, image_size=PAPER_IMAGE_SIZE)
     model = dataclasses.replace(PAPER_MODEL, generator_output="tanh")
-    train = dataclasses.replace(
-        config.train, batch_size=PAPER_BATCH_SIZE, checkpoint_every_steps=steps
-    )
+    train = dataclasses.replace(config.train, batch_size=PAPER_BATCH_SIZE)
     return config.replace(preprocess=preprocess, model=model, train=train)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--steps", type=int, default=250)
-    parser.add_argument("--paper-steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, help="timed loop steps (default: one checkpoint's)")
     args = parser.parse_args()
     config = load_config(args.params)
-    precision = config.train.mixed_precision
+    steps = args.steps or config.train.checkpoint_every_steps
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"train.mixed_precision {precision}; {args.steps} / {args.paper_steps} timed steps "
-        "(the loop's after its first checkpoint)"
+        f"{cpu_model()}, {os.cpu_count()} CPU cores, "
+        f"train.mixed_precision {config.train.mixed_precision}; {steps} timed loop steps "
+        f"(a checkpoint and a sample grid every {config.train.checkpoint_every_steps})"
     )
-    measure("params", config, args.steps)
-    measure("paper", paper_config(config, args.paper_steps), args.paper_steps)
+    measure("params", config, steps)
+    measure("paper", paper_config(config), steps)
 
 
 if __name__ == "__main__":

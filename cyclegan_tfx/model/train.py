@@ -83,7 +83,7 @@ def checkpoint_key(train_files: list[str], trainer_config: dict[str, Any]) -> st
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _sample_grid(cyclegan: CycleGAN, real_a: np.ndarray, real_b: np.ndarray) -> np.ndarray:
+def sample_grid(cyclegan: CycleGAN, real_a: np.ndarray, real_b: np.ndarray) -> np.ndarray:
     """Real A | fake B | reconstructed A   ||   real B | fake A | reconstructed B."""
     translated = cyclegan.cycle_translations(data.to_float(real_a), data.to_float(real_b))
     fake_b, rec_a, fake_a, rec_b = (data.to_uint8(t).numpy() for t in translated)
@@ -307,7 +307,7 @@ def run_loop(run: TrainingRun, on_step: Callable[[int, CycleGAN], None] | None =
                 final = {**network_losses(losses), **losses}
                 _report(run, done, losses, progress)
             if done % config.checkpoint_every_steps == 0 or done == run.steps:
-                grid = _sample_grid(cyclegan, *run.samples)
+                grid = sample_grid(cyclegan, *run.samples)
                 tf.summary.image("samples", grid[None], step=done)
                 _write_samples(run.folders.run_dir, grid)
                 sampled = True
@@ -316,7 +316,7 @@ def run_loop(run: TrainingRun, on_step: Callable[[int, CycleGAN], None] | None =
             if on_step is not None:
                 on_step(done, cyclegan)
     if not sampled:  # a resumed run that had nothing left to train
-        _write_samples(run.folders.run_dir, _sample_grid(cyclegan, *run.samples))
+        _write_samples(run.folders.run_dir, sample_grid(cyclegan, *run.samples))
     run.curves.close(copy_to=join(run.folders.run_dir, LIVE_DIR))
     return final
 
