@@ -22,8 +22,8 @@ from cyclegan_tfx.config import Config, ModelConfig, TrainConfig, build_section
 from cyclegan_tfx.model.distribution import is_chief, select_distribution
 from cyclegan_tfx.model.model_info import serving_fingerprint, write_model_info
 from cyclegan_tfx.model.train import RunFolders, checkpoint_key, train_and_export
-from cyclegan_tfx.model.uri import is_url, join
 from cyclegan_tfx.model.warm_start import WarmStartError, state_dir_of
+from cyclegan_tfx.uri import is_url, join
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from cyclegan_tfx.model.optimizer_strategies import NETWORKS, OptimizerStrategy
-from cyclegan_tfx.model.uri import is_url
+from cyclegan_tfx.uri import is_url
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cyclegan_tfx.model.uri import is_url, join, parent
+from cyclegan_tfx.uri import is_url, join, parent
 
 
 def test_a_url_joins_with_slashes_and_a_local_path_as_a_path(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from cyclegan_tfx.model.uri import join, parent
+from cyclegan_tfx.uri import join, parent
 
 logger = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from cyclegan_tfx.model.export import export_generators
 from cyclegan_tfx.model.networks import build_generator
 from cyclegan_tfx.model.schedules import Timeline
 from cyclegan_tfx.model.training_log import TrainingLog
-from cyclegan_tfx.model.uri import is_url, join
 from cyclegan_tfx.model.warm_start import (
     WarmStart,
     architecture,
     continue_from,
     save_training_state,
 )
+from cyclegan_tfx.uri import is_url, join
 
 logger = logging.getLogger(__name__)
 

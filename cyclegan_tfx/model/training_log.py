@@ -20,7 +20,7 @@ from pathlib import Path
 import tensorflow as tf
 from scmrepo.exceptions import SCMError
 
-from cyclegan_tfx.model.uri import is_url
+from cyclegan_tfx.uri import is_url
 from dvclive import Live
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any
 import tensorflow as tf
 
 from cyclegan_tfx.config import ModelConfig, TrainConfig
-from cyclegan_tfx.model.uri import join, parent
+from cyclegan_tfx.uri import join, parent
 
 logger = logging.getLogger(__name__)
 

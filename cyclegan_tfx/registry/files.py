@@ -2,7 +2,7 @@
 
 Paths are strings: a local path, or a URI of a TensorFlow filesystem (`gs://` is built into
 TensorFlow, `s3://` comes with `tensorflow-io`, `ram://` is in-process memory, used by the
-tests). Paths are joined with :func:`cyclegan_tfx.model.uri.join` (`pathlib` would fold the
+tests). Paths are joined with :func:`cyclegan_tfx.uri.join` (`pathlib` would fold the
 `//` of a URI).
 
 What each write relies on:
@@ -28,7 +28,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 
-from cyclegan_tfx.model.uri import is_url, join
+from cyclegan_tfx.uri import is_url, join
 
 
 def is_local(path: str) -> bool:

@@ -29,9 +29,9 @@ from cyclegan_tfx.evaluation.gate_report import evaluation_gate, evaluation_metr
 from cyclegan_tfx.evaluation.metric_keys import KEYS
 from cyclegan_tfx.mlmd import open_store, run_artifacts
 from cyclegan_tfx.model.model_info import read_model_info
-from cyclegan_tfx.model.uri import is_url
 from cyclegan_tfx.registry import lineage, provenance
 from cyclegan_tfx.registry.store import ModelRegistry, utc_from_epoch, utc_now
+from cyclegan_tfx.uri import is_url
 
 logger = logging.getLogger(__name__)
 

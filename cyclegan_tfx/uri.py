@@ -1,7 +1,8 @@
 """Paths that are either local or a filesystem URL TensorFlow writes (`gs://b/x`, `ram://x`).
 
-The training run's folders (checkpoints, logs, export) are where such paths are built: the
-Trainer's `run_fn`, `train.py` and `checkpoints.py`.
+Used wherever such a path is built or told apart: the configuration (`paths.serving`, the
+Kubeflow roots), the training run's folders (checkpoints, logs, export, training state) and
+the model registry's files. It imports nothing of the project, so every module may use it.
 """
 
 from __future__ import annotations
