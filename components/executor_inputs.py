@@ -2,17 +2,15 @@
 
 - :func:`pipeline_run_id`: the pipeline run the executor runs in.
 - :func:`single_inputs`: the one artifact of each input channel.
-- :func:`plain_mlmd_artifact`: an input artifact's ML Metadata proto with plain custom
-  properties. Kubeflow V2 hands executors every custom property as a JSON struct value (a
-  number is a float: `blessed` is 1.0), which TFX's `Artifact.get_*_custom_property` getters
-  read but code reading the proto's `int_value` / `string_value` does not.
+
+An input artifact's properties are read through :func:`cyclegan_tfx.mlmd.plain_mlmd_artifact`
+(Kubeflow V2 hands executors JSON-valued ones).
 """
 
 from __future__ import annotations
 
 import posixpath
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -37,32 +35,6 @@ def pipeline_run_id(context: base_executor.BaseExecutor.Context | None) -> str |
         return None
     task_root = posixpath.dirname(posixpath.dirname(temporary))
     return posixpath.basename(posixpath.dirname(task_root)) or None
-
-
-def plain_mlmd_artifact(artifact: types.Artifact) -> metadata_store_pb2.Artifact:
-    """A copy of the artifact's proto whose custom properties are ints, doubles or strings.
-
-    A whole number is an `int_value` (Kubeflow's 1.0 is ML Metadata's 1), a string a
-    `string_value`; anything else is kept as it came.
-    """
-    proto = metadata_store_pb2.Artifact()
-    proto.CopyFrom(artifact.mlmd_artifact)
-    for key in list(proto.custom_properties):
-        value = artifact.get_custom_property(key)
-        target = proto.custom_properties[key]
-        if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
-            target.Clear()
-            target.int_value = int(value)
-        elif isinstance(value, int):
-            target.Clear()
-            target.int_value = value
-        elif isinstance(value, float):
-            target.Clear()
-            target.double_value = value
-        elif isinstance(value, str):
-            target.Clear()
-            target.string_value = value
-    return proto
 
 
 def single_inputs(input_dict: dict[str, list[types.Artifact]]) -> dict[str, types.Artifact]:

@@ -23,8 +23,9 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils
 
-from components.executor_inputs import pipeline_run_id, plain_mlmd_artifact, single_inputs
+from components.executor_inputs import pipeline_run_id, single_inputs
 from cyclegan_tfx.evaluation.gate_report import explain, gate_report
+from cyclegan_tfx.mlmd import plain_mlmd_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ class Executor(base_executor.BaseExecutor):
             pipeline_run_id(self._context),
         )
         output = artifact_utils.get_single_instance(output_dict["gate_report"])
-        document = json.dumps(report.to_dict(), indent=2) + "\n"
-        io_utils.write_string_file(f"{output.uri}/{GATE_JSON_FILE}", document)
-        io_utils.write_string_file(f"{output.uri}/{GATE_TEXT_FILE}", explain(report) + "\n")
+        document, text = json.dumps(report.to_dict(), indent=2), explain(report)
+        io_utils.write_string_file(f"{output.uri}/{GATE_JSON_FILE}", document + "\n")
+        io_utils.write_string_file(f"{output.uri}/{GATE_TEXT_FILE}", text + "\n")
         output.set_int_custom_property(BLESSED_KEY, int(report.blessed))
-        logger.info("gate report: %s", explain(report).splitlines()[-1])
+        logger.info("gate report: %s", text.splitlines()[-1])
 
 
 class GateReporter(base_component.BaseComponent):

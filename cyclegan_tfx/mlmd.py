@@ -106,3 +106,35 @@ def newest_artifact(artifacts: dict[str, list[Any]], type_name: str) -> Any:
     """The newest artifact of a type among a run's artifacts (by type name), or None."""
     found = artifacts.get(type_name, [])
     return max(found, key=lambda a: a.id) if found else None
+
+
+def plain_mlmd_artifact(artifact: Any) -> metadata_store_pb2.Artifact:
+    """A copy of a TFX artifact's proto whose custom properties are ints, doubles or strings.
+
+    Kubeflow V2 hands executors every custom property as a JSON struct value (a number is a
+    float: `blessed` is 1.0), which TFX's `Artifact.get_custom_property` reads but code
+    reading the proto's `int_value` / `string_value` does not. Here a whole number is an
+    `int_value` (Kubeflow's 1.0 is ML Metadata's 1), a string a `string_value`; anything else
+    is kept as it came. A local artifact's properties stay as they are.
+
+    Args:
+        artifact: A `tfx.types.Artifact`.
+    """
+    proto = metadata_store_pb2.Artifact()
+    proto.CopyFrom(artifact.mlmd_artifact)
+    for key in list(proto.custom_properties):
+        value = artifact.get_custom_property(key)
+        target = proto.custom_properties[key]
+        if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+            target.Clear()
+            target.int_value = int(value)
+        elif isinstance(value, int):
+            target.Clear()
+            target.int_value = value
+        elif isinstance(value, float):
+            target.Clear()
+            target.double_value = value
+        elif isinstance(value, str):
+            target.Clear()
+            target.string_value = value
+    return proto

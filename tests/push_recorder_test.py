@@ -7,8 +7,9 @@ import json
 from tfx.dsl.components.base import base_executor
 from tfx.types import standard_artifacts
 
-from components.executor_inputs import pipeline_run_id, plain_mlmd_artifact
+from components.executor_inputs import pipeline_run_id
 from components.push_recorder import Executor, PushRecord
+from cyclegan_tfx.mlmd import plain_mlmd_artifact
 from cyclegan_tfx.registry.lineage import lineage_from_artifacts
 from cyclegan_tfx.registry.record import (
     NEWLY_REGISTERED_KEY,

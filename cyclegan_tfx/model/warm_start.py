@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 TRAINING_STATE_DIR = "training_state"
 STATE_FILE = "training_state.json"
 _CHECKPOINT_PREFIX = "state"
-_STEP_KEY = "step"  # the loop's own step: a warm-started run counts (and schedules) anew
 
 
 class WarmStartError(ValueError):
@@ -130,10 +129,11 @@ def _differences(base: dict[str, Any], current: dict[str, Any], prefix: str = ""
 def restore_training_state(
     objects: dict[str, object], base_model: str, current: dict[str, Any]
 ) -> dict[str, Any]:
-    """Restores networks, optimizers and pools from the base model's state (not the step).
+    """Restores `objects` (networks, optimizers, pools) from the base model's training state.
 
     Args:
-        objects: The new run's checkpoint objects (their variables are overwritten).
+        objects: Checkpoint objects of the new run (their variables are overwritten); those
+            the state has and `objects` leaves out, such as the step, are not restored.
         base_model: The base model's serving folder (the Trainer's `fn_args.base_model`).
         current: :func:`architecture` of the new run.
 
@@ -151,10 +151,9 @@ def restore_training_state(
             + "; ".join(differences)
             + "). Set train.warm_start: none to train this architecture from scratch"
         )
-    restorable = {k: v for k, v in objects.items() if k != _STEP_KEY}
     prefix = join(state_dir_of(base_model), _CHECKPOINT_PREFIX)
     try:
-        tf.train.Checkpoint(**restorable).read(prefix).assert_existing_objects_matched()
+        tf.train.Checkpoint(**objects).read(prefix).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise WarmStartError(
             f"cannot warm start from {base_model}: its training state does not fit this "
@@ -183,7 +182,13 @@ def continue_from(
         WarmStartError: If the base model cannot be continued from.
     """
     current = architecture(model_config, train_config, image_size)
-    record = restore_training_state(cyclegan.checkpoint_objects(), base_model, current)
+    # Everything but the step: a warm-started run counts (and schedules) its own steps anew.
+    objects = {
+        name: trackable
+        for name, trackable in cyclegan.checkpoint_objects().items()
+        if trackable is not cyclegan.step_counter
+    }
+    record = restore_training_state(objects, base_model, current)
     warm = WarmStart(
         base_model=base_model,
         base_steps=int(record.get("steps") or 0),

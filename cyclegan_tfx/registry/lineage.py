@@ -23,7 +23,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from cyclegan_tfx.mlmd import MetadataError
+from cyclegan_tfx.mlmd import MetadataError, plain_mlmd_artifact
 
 _PUSHED_VERSION = "pushed_version"
 _BASELINE_MODEL_URI = "baseline_model"  # ModelBlessing properties the Evaluator writes
@@ -86,6 +86,16 @@ def _value(value: metadata_store_pb2.Value) -> Any:
     return None
 
 
+def _ref(artifact: metadata_store_pb2.Artifact, type_name: str) -> ArtifactRef:
+    properties = {key: _value(value) for key, value in artifact.custom_properties.items()}
+    return ArtifactRef(
+        id=artifact.id,
+        type=type_name,
+        uri=artifact.uri,
+        properties={k: v for k, v in sorted(properties.items()) if v is not None},
+    )
+
+
 class _Reader:
     def __init__(self, store: mlmd.MetadataStore, pipeline_name: str) -> None:
         self.store = store
@@ -100,13 +110,7 @@ class _Reader:
         return self.artifact_ref(found[0]) if found else None
 
     def artifact_ref(self, artifact: metadata_store_pb2.Artifact) -> ArtifactRef:
-        properties = {key: _value(value) for key, value in artifact.custom_properties.items()}
-        return ArtifactRef(
-            id=artifact.id,
-            type=self.artifact_types.get(artifact.type_id, "?"),
-            uri=artifact.uri,
-            properties={k: v for k, v in sorted(properties.items()) if v is not None},
-        )
+        return _ref(artifact, self.artifact_types.get(artifact.type_id, "?"))
 
     def execution(self, execution: metadata_store_pb2.Execution) -> ExecutionRef:
         node, run = "?", None
@@ -149,17 +153,10 @@ class _Reader:
 def artifact_ref(artifact: Any) -> ArtifactRef:
     """The :class:`ArtifactRef` of a TFX artifact (`tfx.types.Artifact`), properties included.
 
-    Read with TFX's getter, which also reads Kubeflow V2's JSON-valued properties.
+    Its properties are read plain (:func:`cyclegan_tfx.mlmd.plain_mlmd_artifact`), so Kubeflow
+    V2's JSON-valued ones read like local ones.
     """
-    properties = {
-        k: artifact.get_custom_property(k) for k in artifact.mlmd_artifact.custom_properties
-    }
-    return ArtifactRef(
-        id=artifact.id,
-        type=artifact.type_name,
-        uri=artifact.uri,
-        properties={k: v for k, v in sorted(properties.items()) if v is not None},
-    )
+    return _ref(plain_mlmd_artifact(artifact), artifact.type_name)
 
 
 def lineage_from_artifacts(

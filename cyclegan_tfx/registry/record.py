@@ -97,6 +97,11 @@ def _base_version(registry: ModelRegistry, warm_start: dict[str, Any] | None) ->
     return min(found, key=int) if found else None
 
 
+def _lineage_model(entry: dict[str, Any]) -> dict[str, Any]:
+    """The Model artifact an entry's lineage names ({} when it names none)."""
+    return (entry.get("lineage") or {}).get("model") or {}
+
+
 def _baseline(
     registry: ModelRegistry,
     store: mlmd.MetadataStore | None,
@@ -114,8 +119,8 @@ def _baseline(
     earlier = [
         version
         for version, entry in registry.read()["versions"].items()
-        if ((entry.get("lineage") or {}).get("model") or {}).get("id") == model_id
-        or ((entry.get("lineage") or {}).get("model") or {}).get("uri") == model_uri
+        if _lineage_model(entry).get("id") == model_id
+        or _lineage_model(entry).get("uri") == model_uri
     ]
     if not earlier and store is not None:
         earlier = lineage.pushed_versions_of_model(store, model_id)
