@@ -20,6 +20,8 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --
 IMAGE ?= cyclegan-tfx:latest
 # `make kubeflow KUBEFLOW_ARGS="--image ... --gpus 2"`: flags of pipeline.kubeflow_runner.
 KUBEFLOW_ARGS ?=
+# `make style-case STYLE_CASE_ARGS="--set key=value ..."`: flags of cyclegan-tfx style-case.
+STYLE_CASE_ARGS ?=
 
 .PHONY: setup run compare test test-fast lint format lock data clean help kubeflow image lint-docker models
 .PHONY: style-case bench-loop explain-gate verify-fid bench-fid fid-agreement bench-scale bench-bf16 study
@@ -159,7 +161,7 @@ study: data
 # against doing nothing and colour transfer; writes reports/style_case.{md,json} (~5 min).
 style-case: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro study/dvc.yaml:preprocess_grade
-	$(BIN)/cyclegan-tfx style-case --params params.yaml
+	$(BIN)/cyclegan-tfx style-case --params params.yaml $(STYLE_CASE_ARGS)
 
 # Trains the default model once, scoring FID/KID and the ground-truth metrics every 3 epochs;
 # writes reports/fid_agreement.{md,json} (rank correlations, the curve).

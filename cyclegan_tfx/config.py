@@ -11,10 +11,12 @@ rebuild it with :func:`config_from_dict`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -108,6 +110,8 @@ class ModelConfig:
     needs no learning, and an untrained generator starts near doing nothing) or "attention"
     (Mejjati et al. 2018: the last layer is an image and a mask, and the output is the image
     where the mask is 1 and the input where it is 0: background kept exactly).
+    `unet_input_skip`: the U-Net also joins the input image at full resolution before its last
+    convolutions (the reference's last skip is at half resolution).
     """
 
     generator_filters: int
@@ -118,6 +122,7 @@ class ModelConfig:
     generator: GeneratorName = "resnet"
     unet_downsamplings: int = 6
     generator_output: GeneratorOutputName = "tanh"
+    unet_input_skip: bool = False
 
     def __post_init__(self) -> None:
         _check(self.generator_filters >= 1, "model.generator_filters must be >= 1")
@@ -640,11 +645,52 @@ def config_from_dict(data: dict[str, Any], root: str | Path | None = None) -> Co
     return build_section(Config, data, "")
 
 
-def load_config(path: str | Path = DEFAULT_PARAMS_FILE) -> Config:
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Params with `key.path=value` overrides applied (as `dvc exp run -S`).
+
+    Args:
+        data: The parsed params (not modified).
+        overrides: E.g. `["model.unet_downsamplings=2", "train.epochs=40"]`; each value is
+            read as YAML (`true`, `null`, `[1, 2]`), and `8e-4` as a number.
+
+    Returns:
+        A copy of `data` with the values replaced.
+
+    Raises:
+        ConfigError: On an override without `=` or whose section is not in the params.
+    """
+    data = copy.deepcopy(data)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r}: expected key.path=value")
+        *parents, leaf = key.split(".")
+        node = data
+        for depth, part in enumerate(parents):
+            if not isinstance(node.get(part), dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(f"override {override!r}: params has no section {where!r}")
+            node = node[part]
+        node[leaf] = _override_value(text)  # a key the section does not know: load says so
+    return data
+
+
+def _override_value(text: str) -> Any:
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # YAML 1.1 reads 8e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_config(path: str | Path = DEFAULT_PARAMS_FILE, overrides: Sequence[str] = ()) -> Config:
     """Loads and validates params.yaml.
 
     Args:
         path: The params file; relative paths inside it resolve against its directory.
+        overrides: `key.path=value` changes to the file's values (:func:`apply_overrides`).
 
     Returns:
         The validated configuration.
@@ -661,4 +707,4 @@ def load_config(path: str | Path = DEFAULT_PARAMS_FILE) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
-    return config_from_dict(data, root=path.resolve().parent)
+    return config_from_dict(apply_overrides(data, overrides), root=path.resolve().parent)

@@ -72,3 +72,33 @@ def test_relative_paths_resolve_against_the_params_file(tmp_path):
     path.write_text(yaml.safe_dump(params))
     config = load_config(path)
     assert config.paths.resolve("serving") == tmp_path / "serving"
+
+
+def test_overrides_change_values_and_read_numbers_as_numbers():
+    config = load_config(
+        REPO_ROOT / "params.yaml",
+        overrides=[
+            "model.unet_downsamplings=2",
+            "model.unet_input_skip=true",
+            "train.optimizer.networks.generator_ab.learning_rate=8e-4",
+        ],
+    )
+    assert config.model.unet_downsamplings == 2
+    assert config.model.unet_input_skip is True
+    assert config.train.optimizer.networks.generator_ab.learning_rate == pytest.approx(8e-4)
+    assert load_config(REPO_ROOT / "params.yaml").model.unet_input_skip is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.unet_downsamplings", r"expected key.path=value"),
+        ("model.no_such_key=1", r"model: unknown key"),
+        ("modle.generator=unet", r"params has no section 'modle'"),
+        ("seed.deeper=1", r"params has no section 'seed'"),
+        ("model.generator=transformer", r"model.generator: 'transformer' is not one of"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO_ROOT / "params.yaml", overrides=[override])

@@ -110,3 +110,17 @@ def test_residual_output_adds_the_change_to_the_input():
     out = np.asarray(network(images))
     expected = np.clip(images + np.array([0.5, 0.0, -3.0]), -1.0, 1.0)
     assert np.allclose(out, expected, atol=1e-6)
+
+
+def test_unet_input_skip_joins_the_image_at_full_resolution():
+    base = ModelConfig(8, 0, 8, 2, generator="unet", unet_downsamplings=2, upsampling="resize_conv")
+    plain = build_generator(base, "generator_ab", 16)
+    skipped = build_generator(dataclasses.replace(base, unet_input_skip=True), "generator_ab", 16)
+    assert "skip0" not in {layer.name for layer in plain.layers}
+    join = skipped.get_layer("skip0")
+    assert join.input[0] is skipped.input  # the image itself, not a feature map
+    assert tuple(join.output.shape) == (None, 16, 16, 3 + 8)
+    assert tuple(skipped.get_layer("full_res_out").output.shape) == (None, 16, 16, 3)
+    images = np.random.default_rng(3).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    out = np.asarray(skipped(images))
+    assert out.shape == images.shape and np.abs(out).max() <= 1.0

@@ -177,14 +177,34 @@ def build_unet_generator(
             x, width, f"down{level + 1}", norm=not (outermost or innermost), activate=not outermost
         )
         skips.append(x)
+    channels = OUTPUT_CHANNELS[config.generator_output]
     for level in reversed(range(downs)):
         if level < downs - 1:
             x = layers.Concatenate(name=f"skip{level + 1}")([skips[level], x])
-        width = OUTPUT_CHANNELS[config.generator_output] if level == 0 else widths[level - 1]
+        outermost = level == 0
+        width = widths[level - 1] if not outermost else f if config.unet_input_skip else channels
         x = _unet_up(x, width, config.upsampling, f"up{level + 1}")
-        if level > 0:
+        if not outermost or config.unet_input_skip:
             x = instance_norm(f"up{level + 1}_norm")(x)
+    if config.unet_input_skip:
+        x = _input_skip_head(inputs, x, f, channels)
     return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
+
+
+def _input_skip_head(image, x, filters: int, channels: int):
+    """`model.unet_input_skip`: the input image joins the features at full resolution.
+
+    The reference U-Net's last skip is the first downsampling's output, at half resolution, so
+    every output pixel is made from 2x2-pixel features (the colour grade came out softened).
+    Here the upsampled features and the image itself go through a 3x3 and a 1x1 convolution at
+    full resolution: each output pixel can follow its own input pixel.
+    """
+    x = layers.ReLU(name="full_res_relu")(x)
+    x = layers.Concatenate(name="skip0")([image, x])
+    x = ReflectionPadding2D(1, name="full_res_pad")(x)
+    x = layers.Conv2D(filters, 3, kernel_initializer=_conv_init(), name="full_res_conv")(x)
+    x = layers.ReLU(name="full_res_conv_relu")(x)
+    return layers.Conv2D(channels, 1, kernel_initializer=_conv_init(), name="full_res_out")(x)
 
 
 def build_resnet_generator(
