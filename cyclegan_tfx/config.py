@@ -35,7 +35,7 @@ DIRECTIONS = ("a2b", "b2a")
 
 ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
 UpsamplingName = Literal["transpose", "resize_conv"]
-GeneratorName = Literal["resnet", "unet"]
+GeneratorName = Literal["resnet", "unet", "pixelwise"]
 GeneratorOutputName = Literal["tanh", "residual", "attention"]
 WarmStartName = Literal["none", "blessed"]
 
@@ -101,7 +101,9 @@ class ModelConfig:
     """CycleGAN architecture (Zhu et al. 2017).
 
     `generator`: "resnet" (the paper's, `generator_blocks` residual blocks) or "unet" (the
-    reference code's `--netG unet_*`: `unet_downsamplings` levels with skip connections).
+    reference code's `--netG unet_*`: `unet_downsamplings` levels with skip connections) or
+    "pixelwise" (a per-pixel colour mapping, `generator_blocks` 1x1 convolutions: for colour
+    grades only, it cannot change structure).
     `upsampling`: "transpose" (the paper's fractionally-strided convolutions) or "resize_conv"
     (nearest-neighbour 2x upsampling then a 3x3 convolution; Odena et al. 2016, "Deconvolution
     and Checkerboard Artifacts": no uneven kernel overlap, hence no checkerboard pattern).

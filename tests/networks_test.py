@@ -124,3 +124,21 @@ def test_unet_input_skip_joins_the_image_at_full_resolution():
     images = np.random.default_rng(3).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
     out = np.asarray(skipped(images))
     assert out.shape == images.shape and np.abs(out).max() <= 1.0
+
+
+def test_pixelwise_generator_maps_each_pixel_by_its_own_colour():
+    config = ModelConfig(
+        16, 3, 8, 2, generator="pixelwise", generator_output="residual", upsampling="resize_conv"
+    )
+    generator = build_generator(config, "generator_ab")
+    images = np.random.default_rng(4).uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    out = np.asarray(generator(images))
+    assert out.shape == images.shape and np.abs(out).max() <= 1.0
+    assert np.abs(out - images).max() > 1e-3  # He-initialised: it does change the colours
+    # The same colour gives the same output wherever it is: shuffled pixels, shuffled outputs.
+    order = np.random.default_rng(5).permutation(64)
+    shuffled = images.reshape(2, 64, 3)[:, order].reshape(images.shape)
+    expected = out.reshape(2, 64, 3)[:, order].reshape(out.shape)
+    assert np.allclose(np.asarray(generator(shuffled)), expected, atol=1e-6)
+    # 3 -> 16 -> 16 -> 16 -> 3, 1x1 convolutions with bias.
+    assert generator.count_params() == (3 * 16 + 16) + 2 * (16 * 16 + 16) + (16 * 3 + 3)

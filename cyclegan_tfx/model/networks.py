@@ -122,7 +122,7 @@ def _upsample(x, filters: int, mode: str, name: str, transpose_kernel: int = 3):
 
 
 def build_generator(config: ModelConfig, name: str, image_size: int | None = None) -> keras.Model:
-    """Builds the generator `model.generator` names: the paper's ResNet, or the U-Net.
+    """Builds the generator `model.generator` names: the paper's ResNet, the U-Net, or per-pixel.
 
     Args:
         config: Architecture settings.
@@ -135,7 +135,31 @@ def build_generator(config: ModelConfig, name: str, image_size: int | None = Non
     """
     if config.generator == "unet":
         return build_unet_generator(config, name, image_size)
+    if config.generator == "pixelwise":
+        return build_pixelwise_generator(config, name, image_size)
     return build_resnet_generator(config, name, image_size)
+
+
+def build_pixelwise_generator(
+    config: ModelConfig, name: str, image_size: int | None = None
+) -> keras.Model:
+    """A per-pixel colour mapping: `generator_blocks` 1x1 convolutions + ReLU, then the output.
+
+    Each output pixel is a learned function of its own input pixel's colour and nothing else
+    (a learned 3D lookup table, as in unpaired LUT learning, Zeng et al. 2020): it can apply any
+    colour grade exactly and cannot change texture or structure, so it is for colour tasks (the
+    style case), not for the rings.
+    """
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    for i in range(config.generator_blocks):
+        x = layers.Conv2D(
+            config.generator_filters, 1, kernel_initializer="he_normal", name=f"pixel{i + 1}_conv"
+        )(x)
+        x = layers.ReLU(name=f"pixel{i + 1}_relu")(x)
+    channels = OUTPUT_CHANNELS[config.generator_output]
+    x = layers.Conv2D(channels, 1, kernel_initializer="glorot_uniform", name="pixel_out")(x)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def _unet_down(x, filters: int, name: str, *, norm: bool, activate: bool):
