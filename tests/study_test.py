@@ -125,6 +125,8 @@ def _run(variant, seed, mae, fid, dataset="sample"):
         KEYS["b2a"].fid: fid,
         KEYS["a2b"].kid: 0.01,
         KEYS["b2a"].kid: 0.01,
+        KEYS["a2b"].fid_gap_closed: (100 - fid) / 100,
+        KEYS["b2a"].fid_gap_closed: (100 - fid) / 100,
         "wall_seconds": 60.0,
         "epochs": 2.0,
     }
@@ -169,9 +171,19 @@ def test_paired_differences_separate_an_effect_from_seed_noise():
     }
     text = report.markdown(grid, summary, facts)
     assert "**-2.0 ± 0.2** better" in text and "## Dataset `sample`" in text
+    assert "| FID gap closed A→B | FID gap closed B→A |" in text
     rows = report.curves(grid, runs)
     assert {r["variant"] for r in rows} == {"paper", "ttur", "constant_lr"}
     assert all(r["low"] <= r["mean"] <= r["high"] and r["seeds"] == 3 for r in rows)
+
+
+def test_a_measure_older_runs_lack_is_left_out():
+    grid = load_grid(GRID).select(["ttur"], ["sample"], [1, 2])
+    runs = [_run(v, s, 10.0 + s, 50.0) for v in ("paper", "ttur") for s in (1, 2)]
+    del runs[0]["metrics"][KEYS["b2a"].fid_gap_closed]  # recorded before it was measured
+    columns = {m.key for m in report.summarise(grid, runs)["sample"]["measures"]}
+    assert KEYS["a2b"].fid_gap_closed in columns and KEYS["b2a"].fid_gap_closed not in columns
+    assert KEYS["b2a"].fid in columns
 
 
 def _recorded_report(tmp_path, epochs: float, variant="ttur", name="recorded.json") -> Path:

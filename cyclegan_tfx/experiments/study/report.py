@@ -41,7 +41,11 @@ class Measure:
 
 
 def measures(has_ground_truth: bool) -> list[Measure]:
-    """The table's columns: paired MAE, PSNR, SSIM (with ground truth), FID, KID; both ways."""
+    """The table's columns, both ways: paired MAE, PSNR, SSIM, FID, KID, FID's gap closed.
+
+    MAE, PSNR, SSIM and the gap closed (the share of the way from doing nothing's FID to the
+    truth's, what the gate's `fid_gap_closed_min` bounds) need ground truth.
+    """
     found = []
     if has_ground_truth:
         for metric in ("mae", "psnr", "ssim"):
@@ -56,6 +60,11 @@ def measures(has_ground_truth: bool) -> list[Measure]:
                 )
     found += [Measure(f"FID {ARROWS[d]}", KEYS[d].fid, False) for d in DIRECTIONS]
     found += [Measure(f"KID {ARROWS[d]}", KEYS[d].kid, False) for d in DIRECTIONS]
+    if has_ground_truth:
+        found += [
+            Measure(f"FID gap closed {ARROWS[d]}", KEYS[d].fid_gap_closed, True, 2)
+            for d in DIRECTIONS
+        ]
     return found
 
 
@@ -114,6 +123,9 @@ def summarise(grid: Grid, runs: list[dict[str, Any]]) -> dict[str, Any]:
             KEYS["a2b"].paired("mae") in r["metrics"] for r in reference.values()
         )
         columns = [*measures(has_truth), Measure("wall time (s)", "wall_seconds", False, 0)]
+        # Runs recorded before a measure existed (--from-runs) leave its column out.
+        of_dataset = [r for r in runs if r["dataset"] == dataset]
+        columns = [m for m in columns if all(m.key in r["metrics"] for r in of_dataset)]
         variants: dict[str, Any] = {}
         for variant in grid.variants:
             found = _runs_of(runs, dataset, variant.name)
