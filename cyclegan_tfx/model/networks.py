@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from cyclegan_tfx.config import ModelConfig
+from cyclegan_tfx.model.colour_start import ColourTransferStart
 
 _INIT_STDDEV = 0.02  # the reference's `init_type=normal, init_gain=0.02`
 
@@ -83,13 +84,21 @@ OUTPUT_CHANNELS = {"tanh": 3, "residual": 3, "attention": 4}
 """Channels of the generator's last layer, per `model.generator_output`."""
 
 
-def _output(inputs, x, mode: str):
-    """The generator's last step: tanh of the last layer, the input plus it, or a blend."""
+def _output(inputs, x, config: ModelConfig):
+    """The generator's last step: tanh of the last layer, or a change to the start image.
+
+    The start image (`model.generator_start`) is the input, or its colour transfer; the
+    residual output adds the last layer to it, the attention output blends with it.
+    """
+    mode = config.generator_output
+    if mode == "tanh":
+        return layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
+    start = inputs
+    if config.generator_start == "colour_transfer":
+        start = ColourTransferStart(name="start_colour_transfer", dtype="float32")(inputs)
     if mode == "residual":
-        return ResidualOutput(name="out_residual", dtype="float32")(inputs, x)
-    if mode == "attention":
-        return AttentionOutput(name="out_attention", dtype="float32")(inputs, x)
-    return layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
+        return ResidualOutput(name="out_residual", dtype="float32")(start, x)
+    return AttentionOutput(name="out_attention", dtype="float32")(start, x)
 
 
 def _residual_block(x, filters: int, name: str):
@@ -152,14 +161,20 @@ def build_pixelwise_generator(
     """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
+    # He / Glorot, not the reference's normal(0, 0.02) (_conv_init): with no normalisation
+    # between the 1x1 layers, 0.02 shrinks the signal at every layer and the change stayed near
+    # 0 (MAE 30.3 / 27.7 after 40 epochs; docs/style_case.md).
     for i in range(config.generator_blocks):
         x = layers.Conv2D(
             config.generator_filters, 1, kernel_initializer="he_normal", name=f"pixel{i + 1}_conv"
         )(x)
         x = layers.ReLU(name=f"pixel{i + 1}_relu")(x)
     channels = OUTPUT_CHANNELS[config.generator_output]
-    x = layers.Conv2D(channels, 1, kernel_initializer="glorot_uniform", name="pixel_out")(x)
-    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
+    # Starting from colour transfer, the change starts at 0: the untrained generator is the
+    # baseline exactly.
+    last_init = "zeros" if config.generator_start == "colour_transfer" else "glorot_uniform"
+    x = layers.Conv2D(channels, 1, kernel_initializer=last_init, name="pixel_out")(x)
+    return keras.Model(inputs, _output(inputs, x, config), name=name)
 
 
 def _unet_down(x, filters: int, name: str, *, norm: bool, activate: bool):
@@ -202,17 +217,19 @@ def build_unet_generator(
         )
         skips.append(x)
     channels = OUTPUT_CHANNELS[config.generator_output]
+    # Up-convolution widths per level: the mirror of the level below, and at the outermost
+    # the output itself (or, with the input skip, features for its head).
+    up_widths = [f if config.unet_input_skip else channels, *widths[:-1]]
     for level in reversed(range(downs)):
         if level < downs - 1:
             x = layers.Concatenate(name=f"skip{level + 1}")([skips[level], x])
         outermost = level == 0
-        width = widths[level - 1] if not outermost else f if config.unet_input_skip else channels
-        x = _unet_up(x, width, config.upsampling, f"up{level + 1}")
+        x = _unet_up(x, up_widths[level], config.upsampling, f"up{level + 1}")
         if not outermost or config.unet_input_skip:
             x = instance_norm(f"up{level + 1}_norm")(x)
     if config.unet_input_skip:
         x = _input_skip_head(inputs, x, f, channels)
-    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
+    return keras.Model(inputs, _output(inputs, x, config), name=name)
 
 
 def _input_skip_head(image, x, filters: int, channels: int):
@@ -261,7 +278,7 @@ def build_resnet_generator(
     x = ReflectionPadding2D(3, name="out_pad")(x)
     channels = OUTPUT_CHANNELS[config.generator_output]
     x = layers.Conv2D(channels, 7, kernel_initializer=_conv_init(), name="out_conv")(x)
-    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
+    return keras.Model(inputs, _output(inputs, x, config), name=name)
 
 
 def build_discriminator(
