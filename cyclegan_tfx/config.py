@@ -37,7 +37,6 @@ ScheduleName = Literal["constant", "linear_decay", "exponential", "cosine"]
 UpsamplingName = Literal["transpose", "resize_conv"]
 GeneratorName = Literal["resnet", "unet", "pixelwise"]
 GeneratorOutputName = Literal["tanh", "residual", "attention"]
-GeneratorStartName = Literal["input", "colour_transfer"]
 WarmStartName = Literal["none", "blessed"]
 
 
@@ -115,10 +114,6 @@ class ModelConfig:
     where the mask is 1 and the input where it is 0: background kept exactly).
     `unet_input_skip`: the U-Net also joins the input image at full resolution before its last
     convolutions (the reference's last skip is at half resolution).
-    `generator_start`: what a residual or attention output changes: "input" (the input image)
-    or "colour_transfer" (the colour-transfer baseline's image, with each domain's Lab
-    statistics fitted on its training split when training starts: the generator starts as the
-    baseline and learns a correction to it; its last layer starts at zero).
     """
 
     generator_filters: int
@@ -130,7 +125,6 @@ class ModelConfig:
     unet_downsamplings: int = 6
     generator_output: GeneratorOutputName = "tanh"
     unet_input_skip: bool = False
-    generator_start: GeneratorStartName = "input"
 
     def __post_init__(self) -> None:
         _check(self.generator_filters >= 1, "model.generator_filters must be >= 1")
@@ -138,11 +132,6 @@ class ModelConfig:
         _check(self.discriminator_filters >= 1, "model.discriminator_filters must be >= 1")
         _check(self.discriminator_layers >= 1, "model.discriminator_layers must be >= 1")
         _check(self.unet_downsamplings >= 1, "model.unet_downsamplings must be >= 1")
-        _check(
-            self.generator_start == "input" or self.generator_output != "tanh",
-            "model.generator_start: colour_transfer needs generator_output residual or attention "
-            "(a tanh output replaces the image instead of changing it)",
-        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow.experimental.numpy as tnp
 
-from cyclegan_tfx.evaluation.colour_transfer import ChannelStats
-from cyclegan_tfx.model.colour_start import ColourTransferStart
+from cyclegan_tfx.evaluation.colour_transfer import ChannelStats, transfer_float
 
 
 class _Map(keras.layers.Layer):
@@ -46,12 +46,11 @@ def constant_generator(image: np.ndarray, name: str) -> keras.Model:
 def colour_transfer_generator(
     source: ChannelStats, target: ChannelStats, name: str, size: int
 ) -> keras.Model:
-    """The colour-transfer baseline from `source` to `target` statistics, as a generator.
+    """The colour-transfer baseline from `source` to `target` statistics, as a generator."""
 
-    The layer a generator with `model.generator_start: colour_transfer` starts from, alone.
-    """
-    inputs = keras.Input(shape=(size, size, 3), name="image")
-    start = ColourTransferStart(name=f"{name}_colour_transfer")
-    generator = keras.Model(inputs, start(inputs), name=name)
-    start.set_statistics(source, target)
-    return generator
+    def transfer(images):
+        rgb = tf.cast((images + 1.0) * 127.5, tf.float64)
+        moved = transfer_float(rgb, source, target, xp=tnp)
+        return tf.cast(moved / 127.5 - 1.0, tf.float32)
+
+    return _generator(transfer, name, size)

@@ -40,10 +40,7 @@ def rgb_to_lab(rgb: Any, xp: Any = np) -> Any:
     x = xp.asarray(rgb, dtype=xp.float64) / 255.0
     linear = xp.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
     xyz = xp.matmul(linear, xp.asarray(_RGB_TO_XYZ.T)) / xp.asarray(_WHITE)
-    # Each branch is evaluated everywhere: the clamp keeps the unused one's gradient finite
-    # (the cube root's is infinite at 0) when a model backpropagates through this.
-    cube_root = xp.cbrt(xp.maximum(xyz, _EPSILON))
-    f = xp.where(xyz > _EPSILON, cube_root, xyz / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    f = xp.where(xyz > _EPSILON, xp.cbrt(xyz), xyz / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
     fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
     return xp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
@@ -56,8 +53,7 @@ def lab_to_rgb(lab: Any, xp: Any = np) -> Any:
     delta = 6.0 / 29.0
     xyz = xp.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0)) * xp.asarray(_WHITE)
     linear = xp.clip(xp.matmul(xyz, xp.asarray(np.linalg.inv(_RGB_TO_XYZ).T)), 0.0, 1.0)
-    gamma = 1.055 * xp.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055  # clamped: as above
-    rgb = xp.where(linear > 0.0031308, gamma, 12.92 * linear)
+    rgb = xp.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
     return xp.clip(rgb * 255.0, 0.0, 255.0)
 
 
@@ -121,23 +117,12 @@ def fit(images: Any) -> ChannelStats:
     return sums.stats()
 
 
-def match_statistics(
-    images: Any, source_mean: Any, source_std: Any, target_mean: Any, target_std: Any, xp: Any = np
-) -> Any:
-    """Moves RGB images [..., H, W, 3] in [0, 255] from source to target Lab statistics.
-
-    Each statistic is 3 numbers (L, a, b); arrays of `xp` or sequences. Returns float RGB in
-    [0, 255].
-    """
-    lab = rgb_to_lab(images, xp)
-    source_std = xp.maximum(xp.asarray(source_std), _MIN_STD)
-    scaled = (lab - xp.asarray(source_mean)) / source_std * xp.asarray(target_std)
-    return lab_to_rgb(scaled + xp.asarray(target_mean), xp)
-
-
 def transfer_float(images: Any, source: ChannelStats, target: ChannelStats, xp: Any = np) -> Any:
     """Colour transfer of RGB images [..., H, W, 3] in [0, 255], as float in [0, 255]."""
-    return match_statistics(images, source.mean, source.std, target.mean, target.std, xp)
+    lab = rgb_to_lab(images, xp)
+    source_std = xp.maximum(xp.asarray(source.std), _MIN_STD)
+    scaled = (lab - xp.asarray(source.mean)) / source_std * xp.asarray(target.std)
+    return lab_to_rgb(scaled + xp.asarray(target.mean), xp)
 
 
 def transfer(images: Any, source: ChannelStats, target: ChannelStats) -> np.ndarray:

@@ -12,7 +12,6 @@ import keras
 from keras import layers
 
 from cyclegan_tfx.config import ModelConfig
-from cyclegan_tfx.model.colour_start import ColourTransferStart
 
 _INIT_STDDEV = 0.02  # the reference's `init_type=normal, init_gain=0.02`
 
@@ -84,21 +83,13 @@ OUTPUT_CHANNELS = {"tanh": 3, "residual": 3, "attention": 4}
 """Channels of the generator's last layer, per `model.generator_output`."""
 
 
-def _output(inputs, x, config: ModelConfig):
-    """The generator's last step: tanh of the last layer, or a change to the start image.
-
-    The start image (`model.generator_start`) is the input, or its colour transfer; the
-    residual output adds the last layer to it, the attention output blends with it.
-    """
-    mode = config.generator_output
-    if mode == "tanh":
-        return layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
-    start = inputs
-    if config.generator_start == "colour_transfer":
-        start = ColourTransferStart(name="start_colour_transfer", dtype="float32")(inputs)
+def _output(inputs, x, mode: str):
+    """The generator's last step: tanh of the last layer, the input plus it, or a blend."""
     if mode == "residual":
-        return ResidualOutput(name="out_residual", dtype="float32")(start, x)
-    return AttentionOutput(name="out_attention", dtype="float32")(start, x)
+        return ResidualOutput(name="out_residual", dtype="float32")(inputs, x)
+    if mode == "attention":
+        return AttentionOutput(name="out_attention", dtype="float32")(inputs, x)
+    return layers.Activation("tanh", name="out_tanh", dtype="float32")(x)
 
 
 def _residual_block(x, filters: int, name: str):
@@ -170,11 +161,8 @@ def build_pixelwise_generator(
         )(x)
         x = layers.ReLU(name=f"pixel{i + 1}_relu")(x)
     channels = OUTPUT_CHANNELS[config.generator_output]
-    # Starting from colour transfer, the change starts at 0: the untrained generator is the
-    # baseline exactly.
-    last_init = "zeros" if config.generator_start == "colour_transfer" else "glorot_uniform"
-    x = layers.Conv2D(channels, 1, kernel_initializer=last_init, name="pixel_out")(x)
-    return keras.Model(inputs, _output(inputs, x, config), name=name)
+    x = layers.Conv2D(channels, 1, kernel_initializer="glorot_uniform", name="pixel_out")(x)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def _unet_down(x, filters: int, name: str, *, norm: bool, activate: bool):
@@ -229,7 +217,7 @@ def build_unet_generator(
             x = instance_norm(f"up{level + 1}_norm")(x)
     if config.unet_input_skip:
         x = _input_skip_head(inputs, x, f, channels)
-    return keras.Model(inputs, _output(inputs, x, config), name=name)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def _input_skip_head(image, x, filters: int, channels: int):
@@ -278,7 +266,7 @@ def build_resnet_generator(
     x = ReflectionPadding2D(3, name="out_pad")(x)
     channels = OUTPUT_CHANNELS[config.generator_output]
     x = layers.Conv2D(channels, 7, kernel_initializer=_conv_init(), name="out_conv")(x)
-    return keras.Model(inputs, _output(inputs, x, config), name=name)
+    return keras.Model(inputs, _output(inputs, x, config.generator_output), name=name)
 
 
 def build_discriminator(

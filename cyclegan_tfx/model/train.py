@@ -26,7 +26,6 @@ from cyclegan_tfx.config import NETWORK_NAMES, ModelConfig, TrainConfig
 from cyclegan_tfx.image_grid import image_grid, png_bytes
 from cyclegan_tfx.model import data
 from cyclegan_tfx.model.checkpoints import TrainingCheckpoints
-from cyclegan_tfx.model.colour_start import fit_colour_transfer_starts
 from cyclegan_tfx.model.cyclegan import CycleGAN, check_finite, network_losses
 from cyclegan_tfx.model.distribution import is_chief
 from cyclegan_tfx.model.export import export_generators
@@ -207,12 +206,6 @@ def prepare_run(
         image_size=image_size,
         distribution=distribution,
     )
-    if model_config.generator_start == "colour_transfer":
-        fit_colour_transfer_starts(
-            cyclegan.networks.generator_ab,
-            cyclegan.networks.generator_ba,
-            *(data.domain_images(train_files, d, image_size).as_numpy_iterator() for d in "AB"),
-        )
     augmentation = {
         "jitter_scale": train_config.jitter_scale if train_config.random_jitter else 1.0,
         "flip": train_config.random_flip,
