@@ -186,6 +186,20 @@ def test_a_measure_older_runs_lack_is_left_out():
     assert KEYS["b2a"].fid in columns
 
 
+def test_a_dataset_without_ground_truth_has_no_paired_columns():
+    grid = load_grid(GRID).select(["ttur"], ["sample"], [1, 2])
+    runs = [_run(v, s, 10.0 + s, 50.0) for v in ("paper", "ttur") for s in (1, 2)]
+    for run in runs:
+        for d in ("a2b", "b2a"):
+            for key in [KEYS[d].paired(m) for m in ("mae", "psnr", "ssim")] + [
+                KEYS[d].fid_gap_closed
+            ]:
+                del run["metrics"][key]
+    columns = [m.key for m in report.summarise(grid, runs)["sample"]["measures"]]
+    expected = [KEYS[d].fid for d in ("a2b", "b2a")] + [KEYS[d].kid for d in ("a2b", "b2a")]
+    assert columns == [*expected, "wall_seconds"]
+
+
 def _recorded_report(tmp_path, epochs: float, variant="ttur", name="recorded.json") -> Path:
     """An optimizer_study.json as `make study` writes it, for the paper and a variant, 2 seeds."""
     runs = [_run("paper", s, 10.0 + s, 50.0) for s in (1, 2)]

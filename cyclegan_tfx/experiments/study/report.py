@@ -40,31 +40,29 @@ class Measure:
         return text
 
 
-def measures(has_ground_truth: bool) -> list[Measure]:
-    """The table's columns, both ways: paired MAE, PSNR, SSIM, FID, KID, FID's gap closed.
+def measures() -> list[Measure]:
+    """Every column, both ways: paired MAE, PSNR, SSIM, FID, KID, FID's gap closed.
 
     MAE, PSNR, SSIM and the gap closed (the share of the way from doing nothing's FID to the
-    truth's, what the gate's `fid_gap_closed_min` bounds) need ground truth.
+    truth's, what the gate's `fid_gap_closed_min` bounds) need ground truth: a dataset without
+    it has none of them (:func:`summarise` shows a column only where every run has it).
     """
     found = []
-    if has_ground_truth:
-        for metric in ("mae", "psnr", "ssim"):
-            for d in DIRECTIONS:
-                found.append(
-                    Measure(
-                        f"{metric.upper()} {ARROWS[d]}",
-                        KEYS[d].paired(metric),
-                        metric in HIGHER_IS_BETTER,
-                        {"mae": 1, "psnr": 2, "ssim": 3}[metric],
-                    )
+    for metric in ("mae", "psnr", "ssim"):
+        for d in DIRECTIONS:
+            found.append(
+                Measure(
+                    f"{metric.upper()} {ARROWS[d]}",
+                    KEYS[d].paired(metric),
+                    metric in HIGHER_IS_BETTER,
+                    {"mae": 1, "psnr": 2, "ssim": 3}[metric],
                 )
+            )
     found += [Measure(f"FID {ARROWS[d]}", KEYS[d].fid, False) for d in DIRECTIONS]
     found += [Measure(f"KID {ARROWS[d]}", KEYS[d].kid, False) for d in DIRECTIONS]
-    if has_ground_truth:
-        found += [
-            Measure(f"FID gap closed {ARROWS[d]}", KEYS[d].fid_gap_closed, True, 2)
-            for d in DIRECTIONS
-        ]
+    found += [
+        Measure(f"FID gap closed {ARROWS[d]}", KEYS[d].fid_gap_closed, True, 2) for d in DIRECTIONS
+    ]
     return found
 
 
@@ -119,12 +117,10 @@ def summarise(grid: Grid, runs: list[dict[str, Any]]) -> dict[str, Any]:
     datasets = [d for d in dict.fromkeys(r["dataset"] for r in runs)]
     for dataset in datasets:
         reference = _runs_of(runs, dataset, grid.reference)
-        has_truth = bool(reference) and all(
-            KEYS["a2b"].paired("mae") in r["metrics"] for r in reference.values()
-        )
-        columns = [*measures(has_truth), Measure("wall time (s)", "wall_seconds", False, 0)]
-        # Runs recorded before a measure existed (--from-runs) leave its column out.
+        # A column shows where every run of the dataset has it: not the paired scores without
+        # ground truth, not a measure added after older runs were recorded (--from-runs).
         of_dataset = [r for r in runs if r["dataset"] == dataset]
+        columns = [*measures(), Measure("wall time (s)", "wall_seconds", False, 0)]
         columns = [m for m in columns if all(m.key in r["metrics"] for r in of_dataset)]
         variants: dict[str, Any] = {}
         for variant in grid.variants:
