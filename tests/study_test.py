@@ -236,6 +236,14 @@ def test_from_runs_rerenders_the_report_without_running_anything(tmp_path, capsy
     written = json.loads((out / "optimizer_study.json").read_text())
     assert written["runs"] == json.loads(recorded.read_text())["runs"]
     assert set(written["summary"]["sample"]) == {"paper", "ttur"}
+    # Re-rendering the re-rendered report keeps the facts it keeps (the backbone, the grid).
+    again = tmp_path / "again"
+    written_path = out / "optimizer_study.json"
+    assert main([*argv, "--from-runs", str(written_path), "--report-dir", str(again)]) == 0
+    assert "backbone `b`" in (again / "optimizer_study.md").read_text()
+    assert json.loads((again / "optimizer_study.json").read_text())["facts"]["grid"] == (
+        "study/study.yaml"
+    )
     # Runs of another budget than the grid's are refused, naming the fix.
     other = _recorded_report(tmp_path, epochs=3.0)
     assert main([*argv, "--from-runs", str(other), "--report-dir", str(out)]) == 2

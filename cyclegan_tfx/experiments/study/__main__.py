@@ -172,6 +172,7 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
     """
     runs: dict[tuple, dict] = {}
     sources, budgets, reproduced = [], set(), 0
+    first: dict = {}  # the first file's own facts: a re-rendered file's sources lack grid, backbone
     for path in paths:
         try:
             data = json.loads(path.read_text())
@@ -186,6 +187,7 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
                 f"{budget.epochs:g}; pass the --grid (or --epochs) those runs used"
             )
         budgets.add(budget)
+        first = first or facts
         for run in found:
             key = (run["dataset"], run["variant"], run["seed"])
             if key in runs:
@@ -219,7 +221,6 @@ def _recorded(paths: list[Path], grid: Grid, repo: Path) -> tuple[Grid, list[dic
         rendered += (
             f" {reproduced} runs were recorded twice, by different studies, with identical scores."
         )
-    first = sources[0]
     facts = {
         "sources": [
             {k: s[k] for k in ("command", "commit", "runs", "wall_seconds", "machine") if k in s}
