@@ -225,6 +225,10 @@ class TrainConfig:
 
     `warm_start: blessed` continues from the last blessed model's training state
     (:mod:`cyclegan_tfx.model.warm_start`); `none` trains from scratch.
+
+    `generator_ema_decay`: export (and score) an exponential moving average of each
+    generator's weights over training instead of its last weights (Yazici et al. 2019), with
+    decay `min(d, (1 + t) / (10 + t))` at step t; None: the last weights.
     """
 
     batch_size: int
@@ -242,9 +246,14 @@ class TrainConfig:
     jitter_scale: float = 286 / 256
     random_flip: bool = True
     warm_start: WarmStartName = "none"
+    generator_ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(
+            self.generator_ema_decay is None or 0.0 < self.generator_ema_decay < 1.0,
+            "train.generator_ema_decay must be null (off) or between 0 and 1, e.g. 0.999",
+        )
         _check(self.jitter_scale >= 1.0, "train.jitter_scale must be >= 1 (1: no jitter)")
         _check(self.epochs >= 0, "train.epochs must be >= 0 (0 exports an untrained model)")
         _check(self.pool_size >= 0, "train.pool_size must be >= 0")

@@ -57,6 +57,7 @@ def test_invalid_yaml_is_a_clear_error(tmp_path):
         ),
         (lambda p: p["preprocess"].update(image_size=32), r"divisible by 2 \*\* model.unet"),
         (lambda p: p["pipeline"].update(enable_cache="yes"), r"expected true/false"),
+        (lambda p: p["train"].update(generator_ema_decay=1.0), r"generator_ema_decay must be null"),
     ],
 )
 def test_invalid_values_name_the_key(mutate, message):

@@ -253,9 +253,10 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_weights(tmp_path):
 def test_bfloat16_trained_generators_are_exported_in_float32(tmp_path):
     # bfloat16 kernels of the eager runtime and of the session-based loader differ by a few
     # grey levels, and servers without bfloat16 hardware run it slowly: the export is float32.
-    gan = _gan(tmp_path, mixed_precision=True)
+    last = {"mixed_precision": True, "generator_ema_decay": None}  # the trained weights
+    gan = _gan(tmp_path, **last)
     gan.train_step(_batch(0), _batch(1))
-    config, _ = _train_config(tmp_path, "independent", 1, mixed_precision=True)
+    config, _ = _train_config(tmp_path, "independent", 1, **last)
     serving = serving_generators(gan, config.model, SIZE)
     for trained, exported in zip(
         (gan.networks.generator_ab, gan.networks.generator_ba), serving, strict=True
@@ -265,8 +266,31 @@ def test_bfloat16_trained_generators_are_exported_in_float32(tmp_path):
         for a, b in zip(exported.get_weights(), trained.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     export_generators(*serving, SIZE, tmp_path / "export")  # verified in the session loader
-    plain = _gan(tmp_path)
+    plain = _gan(tmp_path, generator_ema_decay=None)
     assert serving_generators(plain, config.model, SIZE)[0] is plain.networks.generator_ab
+
+
+def test_averaged_generators_follow_the_moving_average_and_are_served(tmp_path):
+    decay = 0.9
+    gan = _gan(tmp_path, generator_ema_decay=decay)
+    plain = _gan(tmp_path, generator_ema_decay=None)
+    expected = [w.copy() for w in gan.networks.generator_ab.get_weights()]  # the start
+    for step in (1, 2, 3):
+        gan.train_step(_batch(step), _batch(step + 10))
+        plain.train_step(_batch(step), _batch(step + 10))
+        d = min(decay, (1 + step) / (10 + step))
+        trained = gan.networks.generator_ab.get_weights()
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, trained, strict=True)]
+    for got, want in zip(gan.averaged["generator_ab"].get_weights(), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Averaging changes what is served, not what is trained.
+    assert _changed(_snapshot(plain), _snapshot(gan)) == set()
+    config, _ = _train_config(tmp_path)
+    served = serving_generators(gan, config.model, SIZE)
+    assert served == (gan.averaged["generator_ab"], gan.averaged["generator_ba"])
+    samples = gan.cycle_translations(_batch(0), _batch(1))
+    np.testing.assert_allclose(samples[0], served[0](_batch(0), training=False), atol=1e-6)
+    assert gan.weights_fingerprint() != plain.weights_fingerprint()  # the averages count
 
 
 def test_grouping_alone_changes_nothing(tmp_path):

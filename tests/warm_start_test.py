@@ -112,6 +112,14 @@ def test_another_architecture_is_a_clear_error_not_a_fresh_start(base, records, 
     assert not (tmp_path / "model").exists()  # nothing exported
 
 
+def test_turning_the_generator_average_off_is_another_architecture(base, records, tmp_path):
+    config, _, export_dir = base
+    assert config.train.generator_ema_decay is not None  # the base kept averaged generators
+    last = dataclasses.replace(config.train, generator_ema_decay=None)
+    with pytest.raises(WarmStartError, match="generator_ema: True in the base model, None now"):
+        _train(tmp_path, records, config.replace(train=last), base_model=export_dir)
+
+
 def test_a_base_model_without_training_state_is_a_clear_error(base, records, tmp_path):
     config, _, _ = base
     bare = tmp_path / "old" / "Format-Serving"

@@ -7,7 +7,9 @@ Names used here and the paper's (Zhu et al. 2017):
 Losses: LSGAN (least squares), cycle consistency L1 weighted by `lambda_cycle`, identity L1
 weighted by `lambda_identity * lambda_cycle`. A training step is the reference's order: the
 generator phase (both generators, from the summed generator objective), then `n_critic`
-discriminator phases on fakes drawn from the 50-image history pools.
+discriminator phases on fakes drawn from the 50-image history pools. With
+`train.generator_ema_decay`, each step then moves an averaged copy of each generator towards
+it (Yazici et al. 2019); the averaged copies are what is served.
 
 Optimizer strategies (`train.optimizer.strategy`), as update groups:
   independent      {generator_ab} {generator_ba} {discriminator_a} {discriminator_b}, each with
@@ -251,6 +253,28 @@ class CycleGAN:
         self.optimizer_of = {
             network: group for group, members in self.groups.items() for network in members
         }
+        # Built after every trained network, so that their initial weights do not depend on it.
+        self.averaged: dict[str, keras.Model] = {}
+        if train_config.generator_ema_decay is not None:
+            for name in GENERATORS:
+                average = build_generator(model_config, name, image_size)  # float32
+                average.set_weights(self.networks.get(name).get_weights())
+                self.averaged[name] = average
+
+    def served_generators(self) -> tuple[keras.Model, keras.Model]:
+        """(A->B, B->A) as served: the averaged copies if any, else the trained generators."""
+        if self.averaged:
+            return self.averaged["generator_ab"], self.averaged["generator_ba"]
+        return self.networks.generator_ab, self.networks.generator_ba
+
+    def _update_averages(self) -> None:
+        """Each average <- d * average + (1 - d) * trained; d = min(decay, (1 + t) / (10 + t))."""
+        t = tf.cast(self.step_counter, tf.float32)
+        decay = tf.minimum(self.train_config.generator_ema_decay, (1.0 + t) / (10.0 + t))
+        for name, average in self.averaged.items():
+            trained = self.networks.get(name).weights
+            for mean, weight in zip(average.weights, trained, strict=True):
+                mean.assign(decay * mean + (1.0 - decay) * tf.cast(weight, mean.dtype))
 
     @property
     def step(self) -> int:
@@ -330,8 +354,8 @@ class CycleGAN:
         )
 
     def _cycle_translations_impl(self, real_a: tf.Tensor, real_b: tf.Tensor):
-        """(fake B, reconstructed A, fake A, reconstructed B) in inference mode (the samples)."""
-        g_ab, g_ba = self.networks.generator_ab, self.networks.generator_ba
+        """(fake B, reconstructed A, fake A, reconstructed B) as served (the samples)."""
+        g_ab, g_ba = self.served_generators()
         fake_b, fake_a = g_ab(real_a, training=False), g_ba(real_b, training=False)
         return fake_b, g_ba(fake_b, training=False), fake_a, g_ab(fake_a, training=False)
 
@@ -402,6 +426,8 @@ class CycleGAN:
                 extra_a, extra_b, self._global(fake_a), self._global(fake_b), {}
             )
         self.step_counter.assign_add(1)
+        if self.averaged:
+            self._update_averages()
         losses = {**self._reduced(generator_losses), **losses}
         for name, value in losses.items():
             self._loss_sums[name].assign_add(tf.cast(value, tf.float32))
@@ -536,12 +562,14 @@ class CycleGAN:
             "pool_b": self.pool_b,
             **{name: self.networks.get(name) for name in NETWORK_NAMES},
             **{f"optimizer_{group}": opt for group, opt in self.optimizers.items()},
+            **{f"{name}_average": model for name, model in self.averaged.items()},
         }
 
     def weights_fingerprint(self) -> str:
-        """A short hash of all network weights (for determinism checks)."""
+        """A short hash of all network weights, averaged copies included (determinism checks)."""
         digest = hashlib.sha256()
-        for name in NETWORK_NAMES:
-            for weight in self.networks.get(name).get_weights():
+        networks = [self.networks.get(name) for name in NETWORK_NAMES]
+        for network in networks + list(self.averaged.values()):
+            for weight in network.get_weights():
                 digest.update(np.ascontiguousarray(weight).tobytes())
         return digest.hexdigest()[:16]

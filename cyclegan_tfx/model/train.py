@@ -437,8 +437,8 @@ def serving_generators(
     a grey level (bfloat16 kernels differ by several between runtimes). The weights are the
     trained float32 weights (mixed precision keeps float32 weights), so nothing is lost.
     """
-    trained = (cyclegan.networks.generator_ab, cyclegan.networks.generator_ba)
-    if not cyclegan.mixed_precision:
+    trained = cyclegan.served_generators()
+    if not cyclegan.mixed_precision or cyclegan.averaged:  # the averaged copies are float32
         return trained
     copies = []
     for network in trained:

@@ -69,6 +69,8 @@ def architecture(
                 "image_size": image_size,
                 "pool_size": train_config.pool_size,
                 "optimizer_groups": train_config.optimizer.strategy.groups,
+                # Present only when on, so that older states (which have no averages) match.
+                **({"generator_ema": True} if train_config.generator_ema_decay else {}),
             },
             default=str,
             sort_keys=True,
